@@ -1,0 +1,136 @@
+"""``DataPipeline``: a source followed by stages, as a Paddle ``IterableDataset``."""
+
+from __future__ import annotations
+
+import copy
+import sys
+import warnings
+from itertools import islice
+
+from .paddle import DataLoader, IterableDataset
+from .utils import PipelineStage
+
+
+def add_length_method(obj):
+    """Give ``obj`` a ``__len__`` returning ``obj.size`` (kept for API compatibility).
+
+    DataPipeline already answers ``len()`` once ``size`` is set, so no dynamic
+    class is created and the object stays picklable.
+    """
+    if not isinstance(obj, DataPipeline):
+        raise TypeError("add_length_method works on DataPipeline objects")
+    return obj
+
+
+class DataPipeline(IterableDataset, PipelineStage):
+    """A source followed by processing stages.
+
+    Each argument is a stage: an iterable dataset or list (the source), a
+    ``PipelineStage``, or a callable taking the previous iterator. Lists of
+    stages are flattened, ``None`` is skipped.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.pipeline = []
+        self.length = -1
+        self.repetitions = 1
+        self.nsamples = -1
+        for arg in args:
+            if arg is None:
+                continue
+            if isinstance(arg, list):
+                self.pipeline.extend(arg)
+            else:
+                self.pipeline.append(arg)
+
+    def close(self):
+        """Close every stage that can be closed."""
+        for step in getattr(self, "pipeline", []):
+            if hasattr(step, "close") and step is not self:
+                step.close()
+        self.pipeline = []
+
+    def invoke(self, f, *args, **kwargs):
+        """Run one stage on the output of the previous one."""
+        if isinstance(f, IterableDataset | DataLoader) and len(args) == 0:
+            return iter(f)
+        if isinstance(f, PipelineStage):
+            return f.run(*args, **kwargs)
+        if isinstance(f, list):
+            return iter(f)
+        if callable(f):
+            return f(*args, **kwargs)
+        raise ValueError(f"{f}: not a valid pipeline stage")
+
+    def iterator1(self):
+        """One pass through the pipeline."""
+        if not self.pipeline:
+            return iter(())
+        source = self.invoke(self.pipeline[0])
+        for step in self.pipeline[1:]:
+            source = self.invoke(step, source)
+        return source
+
+    def iterator(self):
+        """Passes through the pipeline, ``repetitions`` times; an empty pass ends it."""
+        for _ in range(self.repetitions):
+            count = 0
+            for sample in self.iterator1():
+                yield sample
+                count += 1
+            if count == 0:
+                break
+
+    def __iter__(self):
+        if self.repetitions != 1 and self.nsamples > 0:
+            return islice(self.iterator(), self.nsamples)
+        return self.iterator()
+
+    def __len__(self):
+        size = self.__dict__.get("size")
+        if size is None:
+            raise TypeError(f"{type(self).__name__} has no length; call .with_length(n) to set one")
+        return size
+
+    def stage(self, i):
+        """Pipeline stage ``i``."""
+        return self.pipeline[i]
+
+    def append(self, f):
+        """Append a stage (in place)."""
+        self.pipeline.append(f)
+
+    def compose(self, *args):
+        """A shallow copy of this pipeline with stages appended."""
+        result = copy.copy(self)
+        result.pipeline = copy.copy(result.pipeline)
+        for arg in args:
+            result.append(arg)
+        return result
+
+    def with_length(self, n, silent=False):
+        """Make ``len()`` return ``n`` (the epoch itself is not changed)."""
+        if not silent:
+            warnings.warn(
+                ".with_length() only sets the value of __len__ for compatibility with some training "
+                "environments. It does not change the number of samples in an epoch.",
+                stacklevel=2,
+            )
+        self.size = n
+        return add_length_method(self)
+
+    def with_epoch(self, nsamples=-1, nbatches=-1):
+        """Repeat the pipeline endlessly and cut each epoch after this many items (per worker)."""
+        self.repetitions = sys.maxsize
+        self.nsamples = max(nsamples, nbatches)
+        return self
+
+    def repeat(self, nepochs=-1, nbatches=-1):
+        """Repeat the pipeline ``nepochs`` times (forever if ``nepochs <= 0``), up to ``nbatches`` items."""
+        self.repetitions = nepochs if nepochs > 0 else sys.maxsize
+        self.nsamples = nbatches
+        return self
+
+
+__all__ = ["DataPipeline", "add_length_method"]

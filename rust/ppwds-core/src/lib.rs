@@ -1,0 +1,15 @@
+//! Pure-Rust core of ppwebdataset.
+//!
+//! Tar parsing, sample grouping, whole-archive decompression and the helpers
+//! the Python binding builds on. Nothing here depends on Python, so
+//! `cargo test` runs without an interpreter.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod group;
+pub mod keys;
+pub mod samples;
+pub mod source;
+pub mod tar;
+
+pub use error::{Error, ErrorKind, Result};

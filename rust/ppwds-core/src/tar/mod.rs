@@ -1,0 +1,9 @@
+//! Tar format: header decoding, streaming reading and writing.
+
+pub mod header;
+pub mod reader;
+pub mod writer;
+
+pub use header::BLOCK;
+pub use reader::{Entry, TarReader};
+pub use writer::{MemberMeta, TarBuilder};

@@ -1,0 +1,32 @@
+//! The `ppwebdataset._core` native module: a thin layer over `ppwds-core`.
+
+mod errors;
+mod reader;
+
+use pyo3::prelude::*;
+
+/// Splits a member name into `(key, extension)` like webdataset's `base_plus_ext`.
+///
+/// Returns `(None, None)` when the name has no key/extension split.
+#[pyfunction]
+fn split_key(name: &str) -> (Option<&str>, Option<&str>) {
+    match ppwds_core::keys::split_key(name.as_bytes()) {
+        Some(k) => (Some(&name[..k]), Some(&name[k + 1..])),
+        None => (None, None),
+    }
+}
+
+/// True for metadata members (`__name__` files and `__dir__/...` trees) that never join a sample.
+#[pyfunction]
+fn is_meta(name: &str) -> bool {
+    ppwds_core::keys::is_meta(name.as_bytes())
+}
+
+#[pymodule(gil_used = false)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<reader::PyTarSampleReader>()?;
+    m.add_function(wrap_pyfunction!(split_key, m)?)?;
+    m.add_function(wrap_pyfunction!(is_meta, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! `TarSampleReader`: samples (or members) of one shard, handed to Python in batches.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use ppwds_core::group::Sample;
+use ppwds_core::samples::{Decision, FillLimits, Payload, SampleStream, Stop};
+use ppwds_core::source::{tar_stream, Compression, DynRead, TarStream};
+use ppwds_core::tar::{Entry, TarReader};
+use ppwds_core::{Error, ErrorKind};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::errors::{pyerr_to_io, to_pyerr, ShardContext};
+
+/// Members larger than this are read straight into their `bytes` object.
+const BIG_MEMBER: u64 = 256 << 10;
+/// Above this, a streamed member's declared size is not trusted for one allocation.
+const TRUSTED_ALLOC: u64 = 256 << 20;
+const EXT_CACHE_LIMIT: usize = 4096;
+
+/// Reads a Python binary file-like object in large chunks.
+struct PyReader {
+    obj: Py<PyAny>,
+    readinto: bool,
+}
+
+impl Read for PyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        Python::attach(|py| -> PyResult<usize> {
+            let obj = self.obj.bind(py);
+            if self.readinto {
+                // SAFETY: `buf` outlives the view, which is released before returning.
+                let view = unsafe {
+                    let ptr = ffi::PyMemoryView_FromMemory(
+                        buf.as_mut_ptr().cast(),
+                        buf.len() as ffi::Py_ssize_t,
+                        ffi::PyBUF_WRITE,
+                    );
+                    Bound::from_owned_ptr_or_err(py, ptr)?
+                };
+                let result = obj.call_method1("readinto", (&view,));
+                let _ = view.call_method0("release");
+                let n = result?;
+                if n.is_none() {
+                    return Ok(0);
+                }
+                let n: usize = n.extract()?;
+                Ok(n.min(buf.len()))
+            } else {
+                let data = obj.call_method1("read", (buf.len(),))?;
+                let data = data.cast::<PyBytes>().map_err(|_| {
+                    PyTypeError::new_err("tar source read() must return bytes")
+                })?;
+                let bytes = data.as_bytes();
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                Ok(n)
+            }
+        })
+        .map_err(pyerr_to_io)
+    }
+}
+
+/// Lets a raw pointer cross into a closure that runs without the GIL.
+struct SendPtr(*mut u8, usize);
+// SAFETY: the pointee is a `bytes` buffer owned by the calling frame and not shared.
+unsafe impl Send for SendPtr {}
+
+enum Mode {
+    Samples(SampleStream<TarStream, Py<PyBytes>>),
+    Members(TarReader<TarStream>),
+}
+
+struct Inner {
+    mode: Option<Mode>,
+    compressed: bool,
+    /// Bytes available after the data offset, for sources whose size is known.
+    file_size: Option<u64>,
+    deferred: Option<PyErr>,
+    ext_cache: HashMap<Vec<u8>, Py<PyString>>,
+}
+
+/// Iterates the samples (or raw members) of one tar shard.
+///
+/// Args:
+///     source: a local path (str or os.PathLike) or a binary file-like object.
+///     url: the shard URL, used in messages and as `__url__`.
+///     local_path: value for `__local_path__` (omitted when None).
+///     select_files: optional predicate on member names.
+///     rename_files: optional function mapping member names to new names.
+///     group: True for sample dicts, False for `(name, data)` member tuples.
+#[pyclass(module = "ppwebdataset._core", name = "TarSampleReader", frozen)]
+pub struct PyTarSampleReader {
+    url: Py<PyAny>,
+    url_text: String,
+    local_path: Option<Py<PyAny>>,
+    select_files: Option<Py<PyAny>>,
+    rename_files: Option<Py<PyAny>>,
+    inner: Mutex<Inner>,
+}
+
+fn decode_name<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    match std::str::from_utf8(name) {
+        Ok(s) => Ok(PyString::new(py, s)),
+        // Same as tarfile: undecodable bytes survive as surrogates.
+        Err(_) => unsafe {
+            // SAFETY: pointer and length describe `name`; the error handler name is a C literal.
+            let ptr = ffi::PyUnicode_DecodeUTF8(
+                name.as_ptr().cast(),
+                name.len() as ffi::Py_ssize_t,
+                c"surrogateescape".as_ptr(),
+            );
+            Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+        },
+    }
+}
+
+fn encode_name(name: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let s = name.cast::<PyString>().map_err(|_| PyTypeError::new_err("rename_files must return a str"))?;
+    match s.to_str() {
+        Ok(t) => Ok(t.as_bytes().to_vec()),
+        Err(_) => {
+            let b = s.call_method1("encode", ("utf-8", "surrogateescape"))?;
+            Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
+        }
+    }
+}
+
+/// Allocates a `bytes` object and fills it from the reader without holding the GIL.
+fn read_big<R: io::BufRead + Send>(
+    py: Python<'_>,
+    reader: &mut TarReader<R>,
+    entry: &Entry,
+    trusted: bool,
+) -> Result<Py<PyBytes>, Result<Error, PyErr>> {
+    if !trusted && entry.size > TRUSTED_ALLOC {
+        let data = py.detach(|| reader.read_data_vec()).map_err(Ok)?;
+        return Ok(PyBytes::new(py, &data).unbind());
+    }
+    let size = usize::try_from(entry.size).map_err(|_| Err(PyRuntimeError::new_err("member too large")))?;
+    // SAFETY: a NULL source asks CPython for an uninitialised buffer of `size` bytes.
+    let obj = unsafe {
+        let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t);
+        Bound::from_owned_ptr_or_err(py, ptr).map_err(Err)?
+    };
+    // SAFETY: `obj` is a bytes object of exactly `size` bytes that nobody else references yet.
+    let ptr = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as *mut u8;
+    let target = SendPtr(ptr, size);
+    py.detach(move || {
+        let target = target;
+        // SAFETY: see above; `obj` is kept alive by the caller frame until we return.
+        let buf = unsafe { std::slice::from_raw_parts_mut(target.0, target.1) };
+        reader.read_data(buf)
+    })
+    .map_err(Ok)?;
+    Ok(obj.cast_into::<PyBytes>().map_err(|e| Err(e.into()))?.unbind())
+}
+
+impl PyTarSampleReader {
+    fn ctx(&self, compressed: bool) -> ShardContext<'_> {
+        ShardContext {
+            url: &self.url_text,
+            compressed,
+        }
+    }
+
+    fn filter(&self, py: Python<'_>, name: &[u8], slot: &mut Option<PyErr>) -> Result<Decision, Error> {
+        let run = || -> PyResult<Decision> {
+            let mut current = decode_name(py, name)?.into_any();
+            if let Some(rename) = &self.rename_files {
+                current = rename.bind(py).call1((current,))?;
+            }
+            if let Some(select) = &self.select_files {
+                if !select.bind(py).call1((&current,))?.is_truthy()? {
+                    return Ok(Decision::Skip);
+                }
+            }
+            if self.rename_files.is_some() {
+                Ok(Decision::Keep(encode_name(&current)?))
+            } else {
+                Ok(Decision::Keep(name.to_vec()))
+            }
+        };
+        run().map_err(|e| {
+            *slot = Some(e);
+            Error::new(ErrorKind::Invalid("name filter failed".into()), 0)
+        })
+    }
+
+    fn ext_str<'py>(&self, py: Python<'py>, cache: &mut HashMap<Vec<u8>, Py<PyString>>, ext: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some(s) = cache.get(ext) {
+            return Ok(s.bind(py).clone());
+        }
+        let s = decode_name(py, ext)?;
+        if cache.len() < EXT_CACHE_LIMIT {
+            cache.insert(ext.to_vec(), s.clone().unbind());
+        }
+        Ok(s)
+    }
+
+    fn sample_dict<'py>(
+        &self,
+        py: Python<'py>,
+        cache: &mut HashMap<Vec<u8>, Py<PyString>>,
+        sample: Sample<Payload<Py<PyBytes>>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(pyo3::intern!(py, "__key__"), decode_name(py, &sample.key)?)?;
+        d.set_item(pyo3::intern!(py, "__url__"), self.url.bind(py))?;
+        for (i, (ext, payload)) in sample.members.into_iter().enumerate() {
+            let value = match payload {
+                Payload::Bytes(v) => PyBytes::new(py, &v).unbind(),
+                Payload::External(obj) => obj,
+            };
+            d.set_item(self.ext_str(py, cache, &ext)?, value)?;
+            if i == 0 {
+                if let Some(lp) = &self.local_path {
+                    d.set_item(pyo3::intern!(py, "__local_path__"), lp.bind(py))?;
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    fn next_samples<'py>(&self, py: Python<'py>, inner: &mut Inner) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        let compressed = inner.compressed;
+        let file_size = inner.file_size;
+        let needs_filter = self.rename_files.is_some() || self.select_files.is_some();
+        let Inner { mode, ext_cache, deferred, .. } = inner;
+        let Some(Mode::Samples(stream)) = mode.as_mut() else {
+            return Ok(out);
+        };
+        loop {
+            let mut batch = Vec::new();
+            let mut slot: Option<PyErr> = None;
+            let limits = FillLimits {
+                big_member: BIG_MEMBER,
+                ..FillLimits::default()
+            };
+            let stop = if needs_filter {
+                py.detach(|| {
+                    let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name, &mut slot));
+                    stream.fill(&mut batch, limits, &mut f)
+                })
+            } else {
+                py.detach(|| stream.fill(&mut batch, limits, &mut |n: &[u8]| Ok(Decision::Keep(n.to_vec()))))
+            };
+            let mut stop = stop;
+            if let Stop::Big(entry) = &stop {
+                let trusted = !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
+                match read_big(py, stream.reader(), entry, trusted) {
+                    Ok(obj) => {
+                        batch.extend(stream.deliver(Payload::External(obj)));
+                        stop = Stop::Full;
+                    }
+                    Err(Ok(e)) => stop = stream.abort(e),
+                    Err(Err(pyerr)) => {
+                        stream.abort(Error::new(ErrorKind::Invalid("read failed".into()), 0));
+                        *deferred = Some(pyerr);
+                        stop = Stop::End;
+                    }
+                }
+            }
+            for s in batch {
+                out.append(self.sample_dict(py, ext_cache, s)?)?;
+            }
+            let err = match stop {
+                Stop::Full => {
+                    if out.is_empty() {
+                        continue;
+                    }
+                    return Ok(out);
+                }
+                Stop::End | Stop::Big(_) => None,
+                Stop::Soft(e) | Stop::Fatal(e) => Some(slot.take().unwrap_or_else(|| to_pyerr(py, e, &self.ctx(compressed)))),
+            };
+            if let Some(err) = err {
+                *deferred = Some(err);
+            }
+            if out.is_empty() {
+                if let Some(err) = deferred.take() {
+                    return Err(err);
+                }
+            }
+            return Ok(out);
+        }
+    }
+
+    fn next_members<'py>(&self, py: Python<'py>, inner: &mut Inner) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        let compressed = inner.compressed;
+        let file_size = inner.file_size;
+        let Some(Mode::Members(reader)) = inner.mode.as_mut() else {
+            return Ok(out);
+        };
+        let mut budget: u64 = 8 << 20;
+        while out.len() < 256 && budget > 0 {
+            let step = py.detach(|| -> Result<Option<(Entry, Option<Vec<u8>>)>, Error> {
+                let Some(entry) = reader.next_entry()? else {
+                    return Ok(None);
+                };
+                if entry.size >= BIG_MEMBER {
+                    return Ok(Some((entry, None)));
+                }
+                let data = reader.read_data_vec()?;
+                Ok(Some((entry, Some(data))))
+            });
+            let (entry, data) = match step {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                Err(e) => {
+                    let err = to_pyerr(py, e, &self.ctx(compressed));
+                    if out.is_empty() {
+                        return Err(err);
+                    }
+                    inner.deferred = Some(err);
+                    break;
+                }
+            };
+            let value = match data {
+                Some(v) => PyBytes::new(py, &v).unbind(),
+                None => {
+                    let trusted = !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
+                    match read_big(py, reader, &entry, trusted) {
+                        Ok(obj) => obj,
+                        Err(e) => {
+                            let err = match e {
+                                Ok(core) => to_pyerr(py, core, &self.ctx(compressed)),
+                                Err(pyerr) => pyerr,
+                            };
+                            if out.is_empty() {
+                                return Err(err);
+                            }
+                            inner.deferred = Some(err);
+                            break;
+                        }
+                    }
+                }
+            };
+            budget = budget.saturating_sub(entry.size);
+            let t = PyTuple::new(py, [decode_name(py, &entry.name)?.into_any(), value.into_bound(py).into_any()])?;
+            out.append(t)?;
+        }
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl PyTarSampleReader {
+    #[new]
+    #[pyo3(signature = (source, url, local_path=None, *, select_files=None, rename_files=None, group=true))]
+    fn new(
+        py: Python<'_>,
+        source: &Bound<'_, PyAny>,
+        url: &Bound<'_, PyAny>,
+        local_path: Option<Py<PyAny>>,
+        select_files: Option<Py<PyAny>>,
+        rename_files: Option<Py<PyAny>>,
+        group: bool,
+    ) -> PyResult<Self> {
+        let url_text = url.str()?.to_string();
+        let path: Option<PathBuf> = if source.is_instance_of::<PyString>() || source.hasattr("__fspath__")? {
+            Some(source.extract()?)
+        } else {
+            None
+        };
+        let ctx = ShardContext {
+            url: &url_text,
+            compressed: false,
+        };
+        let (raw, file_size): (DynRead, Option<u64>) = match &path {
+            Some(p) => {
+                let p = p.clone();
+                let file = py
+                    .detach(move || std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len()))))
+                    .map_err(|e| to_pyerr(py, Error::new(ErrorKind::Io(e), 0), &ctx))?;
+                (Box::new(file.0), Some(file.1))
+            }
+            None => {
+                let readinto = source.hasattr("readinto")?;
+                if !readinto && !source.hasattr("read")? {
+                    return Err(PyTypeError::new_err(
+                        "TarSampleReader source must be a path or a binary file-like object",
+                    ));
+                }
+                (
+                    Box::new(PyReader {
+                        obj: source.clone().unbind(),
+                        readinto,
+                    }),
+                    None,
+                )
+            }
+        };
+        let opened = py.detach(move || tar_stream(raw));
+        let (stream, compression) = opened.map_err(|e| to_pyerr(py, e, &ctx))?;
+        let mode = if group {
+            Mode::Samples(SampleStream::new(stream))
+        } else {
+            Mode::Members(TarReader::new(stream))
+        };
+        Ok(PyTarSampleReader {
+            url: url.clone().unbind(),
+            url_text,
+            local_path,
+            select_files,
+            rename_files,
+            inner: Mutex::new(Inner {
+                mode: Some(mode),
+                compressed: compression != Compression::None,
+                file_size,
+                deferred: None,
+                ext_cache: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Returns the next batch: a list of sample dicts (or `(name, bytes)` tuples).
+    ///
+    /// An empty list means the shard is exhausted. Errors are raised after the
+    /// samples that precede them have been returned.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut guard = self
+            .inner
+            .try_lock()
+            .map_err(|_| PyRuntimeError::new_err("TarSampleReader is being used from two threads at once"))?;
+        let inner = &mut *guard;
+        if let Some(err) = inner.deferred.take() {
+            return Err(err);
+        }
+        match inner.mode {
+            Some(Mode::Samples(_)) => self.next_samples(py, inner),
+            Some(Mode::Members(_)) => self.next_members(py, inner),
+            None => Ok(PyList::empty(py)),
+        }
+    }
+
+    /// True when the source was gzip/bzip2-compressed.
+    #[getter]
+    fn compressed(&self) -> bool {
+        self.inner.lock().map(|i| i.compressed).unwrap_or(false)
+    }
+
+    /// Releases the source (closes a file opened from a path).
+    fn close(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.mode = None;
+        }
+    }
+}
