@@ -9,6 +9,7 @@ pub mod error;
 pub mod group;
 pub mod keys;
 pub mod samples;
+pub mod shuffle;
 pub mod source;
 pub mod tar;
 
