@@ -20,6 +20,7 @@ Differences from ppwebdataset 0.2.86 / webdataset 1.0.2 that callers can see:
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import itertools
 import os
@@ -27,6 +28,7 @@ import pickle
 import random
 import re
 import sys
+import types
 from fnmatch import fnmatch
 from functools import reduce
 
@@ -1035,6 +1037,9 @@ class Cached(PipelineStage):
         self.cached = temp
 
 
+_LMDB_ENVS = {}
+
+
 class LMDBCached(PipelineStage):
     """Stage: cache a complete pass in an LMDB database and replay it on later runs.
 
@@ -1065,16 +1070,30 @@ class LMDBCached(PipelineStage):
         state = dict(self.__dict__)
         state["_db"] = None
         state["_pid"] = None
+        if isinstance(self.pickler, types.ModuleType):  # modules do not pickle; their names do
+            state["pickler"] = ("module", self.pickler.__name__)
         return state
+
+    def __setstate__(self, state):
+        pickler = state.get("pickler")
+        if isinstance(pickler, tuple) and len(pickler) == 2 and pickler[0] == "module":
+            state["pickler"] = importlib.import_module(pickler[1])
+        self.__dict__.update(state)
 
     @property
     def db(self):
         """The LMDB environment of this process (opened on first use)."""
         import lmdb
 
-        if self._db is None or self._pid != os.getpid():
-            self._db = lmdb.open(self.fname, readonly=False, map_size=self.map_size, subdir=True, lock=True)
-            self._pid = os.getpid()
+        pid = os.getpid()
+        if self._db is None or self._pid != pid:
+            # LMDB allows one open environment per file and process: share it.
+            where = (os.path.realpath(self.fname), pid)
+            env = _LMDB_ENVS.get(where)
+            if env is None:
+                env = lmdb.open(self.fname, readonly=False, map_size=self.map_size, subdir=True, lock=True)
+                _LMDB_ENVS[where] = env
+            self._db, self._pid = env, pid
         return self._db
 
     @staticmethod
@@ -1129,6 +1148,9 @@ class LMDBCached(PipelineStage):
     def close(self):
         """Close the database (it reopens on the next use)."""
         if self._db is not None:
+            for where, env in list(_LMDB_ENVS.items()):
+                if env is self._db:
+                    del _LMDB_ENVS[where]
             self._db.close()
             self._db = None
 
@@ -1140,8 +1162,6 @@ def __getattr__(name):
 
         return PaddleTensor
     if name == "autodecode":
-        import importlib
-
         return importlib.import_module(".autodecode", __package__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
