@@ -23,6 +23,7 @@ import functools
 import importlib
 import io
 import itertools
+import operator
 import os
 import pickle
 import random
@@ -564,25 +565,47 @@ def _to_tuple(data, *args, handler=reraise_exception, missing_is_error=True, non
             fields.append(f.split(";"))
         else:
             fields.append(list(f))
+    # Fast path: one name per field, looked up in C; misses fall back to the general loop.
+    simple = None
+    if fields and all(len(alts) == 1 for alts in fields):
+        names = [alts[0] for alts in fields]
+        getter = operator.itemgetter(*names)
+        simple = getter if len(names) > 1 else (lambda s, _g=getter: (_g(s),))
+
+    def general(sample):
+        result = []
+        for alts in fields:
+            for k in alts:
+                if k in sample:
+                    result.append(sample[k])
+                    break
+            else:
+                if missing_is_error:
+                    raise ValueError(f"to_tuple: didn't find {alts} in {list(sample.keys())}")
+                result.append(None)
+        return tuple(result)
+
     for sample in data:
         try:
-            result = []
-            for alts in fields:
-                for k in alts:
-                    if k in sample:
-                        result.append(sample[k])
-                        break
-                else:
-                    if missing_is_error:
-                        raise ValueError(f"to_tuple: didn't find {alts} in {list(sample.keys())}")
-                    result.append(None)
-            if none_is_error and any(x is None for x in result):
-                raise ValueError(f"to_tuple {args} got None values for sample keys {list(sample.keys())}")
+            result = None
+            if simple is not None:
+                try:
+                    result = simple(sample)
+                except (KeyError, TypeError):
+                    result = None
+            if result is None:
+                result = general(sample)
+            if none_is_error:
+                for x in result:
+                    if x is None:
+                        raise ValueError(
+                            f"to_tuple {args} got None values for sample keys {list(sample.keys())}"
+                        )
         except Exception as exn:
             if _handle(handler, exn, "to_tuple", sample):
                 continue
             break
-        yield tuple(result)
+        yield result
 
 
 to_tuple = pipelinefilter(_to_tuple)
@@ -656,22 +679,31 @@ def combine_values(b, combine_tensors=True, combine_scalars=True, name=None):
     b = list(b)
     first = b[0]
     if isinstance(first, _SCALARS):
-        if not all(isinstance(x, _SCALARS) for x in b):
-            raise ValueError(
-                f"cannot collate field{_field_name(name)}: mixed scalar and "
-                f"{sorted({type(x).__name__ for x in b})} values"
-            )
-        return np.array(b) if combine_scalars else b
-    if isinstance(first, np.ndarray):
-        if not all(isinstance(x, np.ndarray) for x in b):
-            raise ValueError(
-                f"cannot collate field{_field_name(name)}: mixed ndarray and "
-                f"{sorted({type(x).__name__ for x in b})} values"
-            )
-        if not combine_tensors:
+        if not combine_scalars:
             return b
-        _check_shapes(b, name, "array")
-        return np.stack(b)
+        try:
+            arr = np.array(b)
+        except (ValueError, TypeError):
+            arr = None
+        # Non-scalars turn the result into an object/str array (or fail): check only then.
+        if arr is None or arr.ndim != 1 or arr.dtype.kind in "OUSV":
+            if not all(isinstance(x, _SCALARS) for x in b):
+                raise ValueError(
+                    f"cannot collate field{_field_name(name)}: mixed scalar and "
+                    f"{sorted({type(x).__name__ for x in b})} values"
+                )
+        return arr
+    if isinstance(first, np.ndarray):
+        shape = first.shape
+        for x in b:
+            if not isinstance(x, np.ndarray):
+                raise ValueError(
+                    f"cannot collate field{_field_name(name)}: mixed ndarray and "
+                    f"{sorted({type(x).__name__ for x in b})} values"
+                )
+            if x.shape != shape:
+                _check_shapes(b, name, "array")
+        return np.stack(b) if combine_tensors else b
     if isinstance(first, dict):
         if not all(isinstance(x, dict) for x in b):
             raise ValueError(f"cannot collate field{_field_name(name)}: mixed dict and other values")
