@@ -260,7 +260,16 @@ def read_shard(source, handler=reraise_exception, select_files=None, rename_file
         if stats is not None:
             stats["shards"] += 1
         while True:
-            batch = reader.next_batch()
+            try:
+                batch = reader.next_batch()
+            except Exception as exn:
+                if reader.done:
+                    raise
+                # A recoverable error (duplicate extension, failing callback): the shard goes on.
+                exn.args = exn.args + (url,)
+                if handler(exn):
+                    continue
+                return False
             if not batch:
                 break
             if stats is not None:

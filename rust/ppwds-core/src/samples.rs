@@ -211,6 +211,10 @@ impl<R: BufRead, T> SampleStream<R, T> {
                     return Stop::Soft(err);
                 }
             };
+            // A new key proves the previous sample complete, even if this member turns out damaged.
+            if split.new_sample {
+                out.extend(self.grouper.finish());
+            }
             if entry.size >= limits.big_member {
                 let name = renamed.unwrap_or_else(|| entry.name.clone());
                 self.pending = Some((name, split));

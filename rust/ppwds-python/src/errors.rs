@@ -45,12 +45,13 @@ pub fn to_pyerr(py: Python<'_>, err: Error, ctx: &ShardContext<'_>) -> PyErr {
     let kind = match kind {
         ErrorKind::Io(io) => {
             // An exception raised by a Python stream comes back unchanged.
-            let io = match io.into_inner() {
-                Some(inner) => match inner.downcast::<PyErr>() {
-                    Ok(pyerr) => return *pyerr,
-                    Err(other) => std::io::Error::other(other),
-                },
-                None => std::io::Error::other("I/O error"),
+            let io = if io.get_ref().is_some_and(|inner| inner.is::<PyErr>()) {
+                match io.into_inner().map(|inner| inner.downcast::<PyErr>()) {
+                    Some(Ok(pyerr)) => return *pyerr,
+                    _ => std::io::Error::other("I/O error"),
+                }
+            } else {
+                io
             };
             let msg = format!("{io} (shard {:?})", ctx.url);
             return match io.kind() {

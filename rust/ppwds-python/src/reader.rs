@@ -482,6 +482,23 @@ impl PyTarSampleReader {
         }
     }
 
+    /// True once the shard is exhausted or broken; after a recoverable error
+    /// (duplicate extension, failing name filter) it is still False.
+    #[getter]
+    fn done(&self) -> bool {
+        let Ok(inner) = self.inner.lock() else {
+            return true;
+        };
+        if inner.deferred.is_some() {
+            return false;
+        }
+        match &inner.mode {
+            Some(Mode::Samples(s)) => s.is_finished(),
+            Some(Mode::Members(r)) => r.is_done(),
+            None => true,
+        }
+    }
+
     /// True when the source was gzip/bzip2-compressed.
     #[getter]
     fn compressed(&self) -> bool {
