@@ -8,10 +8,13 @@ import warnings
 from urllib.parse import urlparse
 
 from . import filters, shardlists
-from .filters import reraise_exception
+from .filters import (
+    pipelinefilter,  # noqa: F401 - importable from here in 0.2.86
+    reraise_exception,
+)
 from .paddle import DataLoader
 from .pipeline import DataPipeline
-from .tariterators import check_select_files, read_shard
+from .tariterators import check_select_files, group_by_keys, read_shard, tar_file_expander  # noqa: F401
 from .utils import paddle_worker_info
 
 

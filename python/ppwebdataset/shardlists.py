@@ -238,7 +238,7 @@ class DirectoryShardList(IterableDataset):
     def __init__(
         self,
         path,
-        pattern="*.{tar,tgz,tar.gz,tar.tgz}",
+        pattern="*.{tar,tgz,tar.tgz}",
         poll=1,
         timeout=1e12,
         mode="resample",
