@@ -177,7 +177,7 @@ class WebDataset(DataPipeline, FluidInterface):
         if mode == "resampled" and shardshuffle not in (False, None):
             warnings.warn("WebDataset(shardshuffle=...) is ignored for resampled datasets", stacklevel=2)
             shardshuffle = False
-        elif shardshuffle is None:
+        elif shardshuffle is None and mode != "resampled":
             warnings.warn("WebDataset(shardshuffle=...) is None; set explicitly to False or a number", stacklevel=2)
         if shardshuffle is True:
             warnings.warn("set WebDataset(shardshuffle=...) to a positive integer or 0 or False", stacklevel=2)
