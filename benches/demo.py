@@ -31,6 +31,7 @@ def make_dataset(nshards=4, per_shard=2500):
 
 def main():
     import paddle
+
     import ppwebdataset as wds
 
     urls = make_dataset()

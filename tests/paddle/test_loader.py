@@ -7,9 +7,10 @@ import pytest
 
 paddle = pytest.importorskip("paddle")
 
+from shards import make_shards  # noqa: E402
+
 import ppwebdataset as wds  # noqa: E402
 from ppwebdataset.utils import paddle_rank_info, paddle_worker_info  # noqa: E402
-from shards import make_shards  # noqa: E402
 
 
 def gid(sample):

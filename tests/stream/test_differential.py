@@ -5,10 +5,11 @@ from __future__ import annotations
 import gzip
 import tarfile
 
-import ppwebdataset as wds
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import ppwebdataset as wds
 
 webdataset = pytest.importorskip("webdataset")
 from tarfixtures import make_tar  # noqa: E402

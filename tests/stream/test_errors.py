@@ -5,10 +5,11 @@ from __future__ import annotations
 import tarfile
 import warnings
 
-import ppwebdataset as wds
 import pytest
-from ppwebdataset.errors import CorruptShardError, DuplicateMemberError, ShardError, TruncatedShardError
 from tarfixtures import make_tar, samples_members
+
+import ppwebdataset as wds
+from ppwebdataset.errors import CorruptShardError, DuplicateMemberError, ShardError, TruncatedShardError
 
 
 def read(path, **kw):

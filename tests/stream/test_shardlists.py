@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from tarfixtures import make_tar, samples_members
 
 import ppwebdataset as wds
 from ppwebdataset.shardlists import DirectoryShardList, ResampledShardList, expand_urls
 from ppwebdataset.utils import braceexpand, make_seed
-from tarfixtures import make_tar, samples_members
 
 
 def urls_of(it):

@@ -7,11 +7,12 @@ import io
 import os
 import sys
 
-import ppwebdataset as wds
 import pytest
+from tarfixtures import make_tar, samples_members
+
+import ppwebdataset as wds
 from ppwebdataset.errors import UnsafeOperationError
 from ppwebdataset.tariterators import group_by_keys, tar_file_expander, tarfile_samples, url_opener
-from tarfixtures import make_tar, samples_members
 
 
 @pytest.fixture
