@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._core import __version__
+from ._core import __version__  # noqa: F401
 
 _EXPORTS = {
     "autodecode": [
@@ -102,7 +102,7 @@ _SUBMODULES = [
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 # `gopen` at top level is the function (as upstream), not the module.
-from .gopen import gopen, gopen_schemes  # noqa: E402
+from .gopen import gopen, gopen_schemes  # noqa: E402, F401
 
 
 def __getattr__(name):

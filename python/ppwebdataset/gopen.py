@@ -305,7 +305,7 @@ def rewrite_url(url):
         old, new = rule.split("=", 1)
         if old and url.startswith(old):
             if _verbose():
-                print(f"GOPEN REWRITE {url} -> {new + url[len(old):]}", file=sys.stderr)
+                print(f"GOPEN REWRITE {url} -> {new + url[len(old) :]}", file=sys.stderr)
             return new + url[len(old) :]
     return url
 

@@ -310,22 +310,22 @@ pytorch_worker_seed = paddle_worker_seed
 # ---------------------------------------------------------------------------
 
 
-def deprecated(arg=None):
-    """Mark a function deprecated (warns on call); usable with or without a reason."""
-    reason = None if callable(arg) else arg
+def deprecated(func=None):
+    """Mark a function deprecated (warns on call): ``@deprecated`` or ``@deprecated("reason")``."""
+    reason = None if callable(func) else func
 
-    def decorator(func):
-        @functools.wraps(func)
+    def decorator(f):
+        @functools.wraps(f)
         def new_func(*args, **kwargs):
-            msg = f"Call to deprecated function {func.__name__}."
+            msg = f"Call to deprecated function {f.__name__}."
             if reason is not None:
                 msg += " Reason: " + reason
             warnings.warn(msg, category=DeprecationWarning, stacklevel=2)
-            return func(*args, **kwargs)
+            return f(*args, **kwargs)
 
         return new_func
 
-    return decorator(arg) if callable(arg) else decorator
+    return decorator(func) if callable(func) else decorator
 
 
 class ObsoleteException(Exception):

@@ -65,7 +65,10 @@ impl Error {
     /// An I/O error at `offset`.
     pub fn io(err: io::Error, offset: u64) -> Self {
         if err.kind() == io::ErrorKind::UnexpectedEof {
-            return Error::new(ErrorKind::Truncated("unexpected end of data".into()), offset);
+            return Error::new(
+                ErrorKind::Truncated("unexpected end of data".into()),
+                offset,
+            );
         }
         if err.kind() == io::ErrorKind::InvalidData {
             return Error::new(ErrorKind::Decompress(err.to_string()), offset);
@@ -94,7 +97,9 @@ impl Error {
             ErrorKind::BadHeader(s) => format!("corrupt tar header: {s}"),
             ErrorKind::Unsupported(s) => format!("unsupported tar member: {s}"),
             ErrorKind::DuplicateMember { key, ext } => {
-                format!("duplicate file name in tar file: sample {key:?} already has extension {ext:?}")
+                format!(
+                    "duplicate file name in tar file: sample {key:?} already has extension {ext:?}"
+                )
             }
             ErrorKind::Decompress(s) => format!("corrupt compressed stream: {s}"),
             ErrorKind::Invalid(s) => s.clone(),

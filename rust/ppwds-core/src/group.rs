@@ -1,14 +1,19 @@
 //! Grouping consecutive members into samples (adjacent keys only).
+//!
+//! Extensions are interned per shard: members carry a small id, so the hot
+//! path allocates once per sample (the key), not once per member.
 
-use crate::keys::{lower_ext, split_key};
+use std::collections::HashMap;
+
+use crate::keys::split_key;
 
 /// One sample: a key and its members, in archive order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample<T> {
     /// The sample key (directory + basename up to the first dot).
     pub key: Vec<u8>,
-    /// `(extension, payload)` pairs.
-    pub members: Vec<(Vec<u8>, T)>,
+    /// `(extension id, payload)` pairs; see [`Grouper::ext`].
+    pub members: Vec<(u32, T)>,
 }
 
 /// Why a member could not be added.
@@ -25,11 +30,25 @@ pub enum Rejected {
     },
 }
 
+/// A member accepted by [`Grouper::check`], ready for [`Grouper::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// True when the member starts a new sample.
+    pub new_sample: bool,
+    /// Length of the key prefix of the name.
+    pub key_len: usize,
+    /// Interned extension.
+    pub ext: u32,
+}
+
 /// Builds samples from a member stream, one shard at a time.
 #[derive(Debug)]
 pub struct Grouper<T> {
     current: Option<Sample<T>>,
     lcase: bool,
+    ids: HashMap<Vec<u8>, u32>,
+    names: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
 }
 
 impl<T> Default for Grouper<T> {
@@ -41,49 +60,80 @@ impl<T> Default for Grouper<T> {
 impl<T> Grouper<T> {
     /// A grouper; `lcase` lower-cases extensions (webdataset's default).
     pub fn new(lcase: bool) -> Self {
-        Grouper { current: None, lcase }
+        Grouper {
+            current: None,
+            lcase,
+            ids: HashMap::new(),
+            names: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
-    /// Checks a name and returns its `(key, ext)` split without adding anything.
-    pub fn split(&self, name: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-        let k = split_key(name)?;
-        let ext = &name[k + 1..];
-        let ext = if self.lcase { lower_ext(ext) } else { ext.to_vec() };
-        Some((name[..k].to_vec(), ext))
+    /// The (lower-cased) extension with this id.
+    pub fn ext(&self, id: u32) -> &[u8] {
+        &self.names[id as usize]
     }
 
-    /// Checks whether adding `name` would be accepted, before its data is read.
-    pub fn check(&self, name: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Rejected> {
-        let (key, ext) = self.split(name).ok_or(Rejected::NoKey)?;
-        if let Some(cur) = &self.current {
-            if cur.key == key && cur.members.iter().any(|(e, _)| *e == ext) {
-                return Err(Rejected::Duplicate { key, ext });
+    /// Number of distinct extensions seen so far.
+    pub fn ext_count(&self) -> usize {
+        self.names.len()
+    }
+
+    fn intern(&mut self, ext: &[u8]) -> u32 {
+        let needs_lower = self.lcase && (!ext.is_ascii() || ext.iter().any(u8::is_ascii_uppercase));
+        let ext: &[u8] = if needs_lower {
+            self.scratch = crate::keys::lower_ext(ext);
+            &self.scratch
+        } else {
+            ext
+        };
+        if let Some(&id) = self.ids.get(ext) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(ext.to_vec());
+        self.ids.insert(ext.to_vec(), id);
+        id
+    }
+
+    /// Splits `name` and checks it against the sample in progress.
+    pub fn check(&mut self, name: &[u8]) -> Result<Split, Rejected> {
+        let k = split_key(name).ok_or(Rejected::NoKey)?;
+        let ext = self.intern(&name[k + 1..]);
+        let same = matches!(&self.current, Some(cur) if cur.key == name[..k]);
+        if same {
+            if let Some(cur) = &self.current {
+                if cur.members.iter().any(|(e, _)| *e == ext) {
+                    return Err(Rejected::Duplicate {
+                        key: name[..k].to_vec(),
+                        ext: self.names[ext as usize].clone(),
+                    });
+                }
             }
         }
-        Ok((key, ext))
+        Ok(Split {
+            new_sample: !same,
+            key_len: k,
+            ext,
+        })
     }
 
-    /// Adds a member already split by [`Grouper::check`]; returns the sample it completed, if any.
-    pub fn push_split(&mut self, key: Vec<u8>, ext: Vec<u8>, data: T) -> Option<Sample<T>> {
-        let same = matches!(&self.current, Some(cur) if cur.key == key);
-        if same {
+    /// Adds a member checked by [`Grouper::check`]; returns the sample it completed, if any.
+    pub fn push(&mut self, name: &[u8], split: Split, data: T) -> Option<Sample<T>> {
+        if !split.new_sample {
             if let Some(cur) = self.current.as_mut() {
-                cur.members.push((ext, data));
+                cur.members.push((split.ext, data));
+                return None;
             }
-            return None;
         }
         let done = self.current.take();
+        let mut members = Vec::with_capacity(4);
+        members.push((split.ext, data));
         self.current = Some(Sample {
-            key,
-            members: vec![(ext, data)],
+            key: name[..split.key_len].to_vec(),
+            members,
         });
         done
-    }
-
-    /// Adds a member by name; returns the sample it completed, if any.
-    pub fn push(&mut self, name: &[u8], data: T) -> Result<Option<Sample<T>>, Rejected> {
-        let (key, ext) = self.check(name)?;
-        Ok(self.push_split(key, ext, data))
     }
 
     /// Ends the shard: returns the last sample.
@@ -106,36 +156,62 @@ impl<T> Grouper<T> {
 mod tests {
     use super::*;
 
+    fn add(g: &mut Grouper<i32>, name: &str, d: i32) -> Result<Option<Sample<i32>>, Rejected> {
+        let split = g.check(name.as_bytes())?;
+        Ok(g.push(name.as_bytes(), split, d))
+    }
+
     #[test]
     fn adjacent_grouping() {
         let mut g = Grouper::new(true);
         let mut out = vec![];
-        for (n, d) in [("a.jpg", 1), ("a.CLS", 2), ("b.jpg", 3), ("a.jpg", 4), ("noext", 5)] {
-            match g.push(n.as_bytes(), d) {
+        for (n, d) in [
+            ("a.jpg", 1),
+            ("a.CLS", 2),
+            ("b.jpg", 3),
+            ("a.jpg", 4),
+            ("noext", 5),
+        ] {
+            match add(&mut g, n, d) {
                 Ok(Some(s)) => out.push(s),
                 Ok(None) | Err(Rejected::NoKey) => {}
                 Err(e) => panic!("{e:?}"),
             }
         }
         out.extend(g.finish());
-        let keys: Vec<_> = out.iter().map(|s| String::from_utf8(s.key.clone()).unwrap()).collect();
+        let keys: Vec<_> = out
+            .iter()
+            .map(|s| String::from_utf8(s.key.clone()).unwrap())
+            .collect();
         assert_eq!(keys, ["a", "b", "a"]);
-        assert_eq!(out[0].members, vec![(b"jpg".to_vec(), 1), (b"cls".to_vec(), 2)]);
+        let exts: Vec<_> = out[0]
+            .members
+            .iter()
+            .map(|(e, d)| (g.ext(*e).to_vec(), *d))
+            .collect();
+        assert_eq!(exts, vec![(b"jpg".to_vec(), 1), (b"cls".to_vec(), 2)]);
     }
 
     #[test]
     fn duplicate_extension_rejected() {
         let mut g = Grouper::new(true);
-        g.push(b"a.jpg", 1).unwrap();
+        add(&mut g, "a.jpg", 1).unwrap();
         assert_eq!(
-            g.push(b"a.JPG", 2),
+            add(&mut g, "a.JPG", 2),
             Err(Rejected::Duplicate {
                 key: b"a".to_vec(),
                 ext: b"jpg".to_vec()
             })
         );
         // The sample is still intact after the rejection.
-        g.push(b"a.txt", 3).unwrap();
+        add(&mut g, "a.txt", 3).unwrap();
         assert_eq!(g.finish().unwrap().members.len(), 2);
+    }
+
+    #[test]
+    fn unicode_extensions_are_lowercased() {
+        let mut g: Grouper<i32> = Grouper::new(true);
+        let s = g.check("k.ÄB".as_bytes()).unwrap();
+        assert_eq!(g.ext(s.ext), "äb".as_bytes());
     }
 }

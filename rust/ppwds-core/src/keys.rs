@@ -8,7 +8,11 @@
 /// `None` when the name has no usable split (such members are dropped).
 pub fn split_key(name: &[u8]) -> Option<usize> {
     // Candidate prefixes, longest first, as a backtracking regex engine tries them.
-    let slashes = name.iter().enumerate().filter(|(_, &b)| b == b'/').map(|(i, _)| i + 1);
+    let slashes = name
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'/')
+        .map(|(i, _)| i + 1);
     let mut starts: Vec<usize> = slashes.collect();
     starts.reverse();
     starts.push(0);
@@ -70,8 +74,14 @@ mod tests {
             ("a.seg.jpg", Some(("a", "seg.jpg"))),
             ("dir.x/a.jpg", Some(("dir.x/a", "jpg"))),
             ("x/y/z.tar.gz", Some(("x/y/z", "tar.gz"))),
-            ("235342 Track 2.0 (Clean).mp3", Some(("235342 Track 2", "0 (Clean).mp3"))),
-            ("2024-01-01T10:00:00.123.jpg", Some(("2024-01-01T10:00:00", "123.jpg"))),
+            (
+                "235342 Track 2.0 (Clean).mp3",
+                Some(("235342 Track 2", "0 (Clean).mp3")),
+            ),
+            (
+                "2024-01-01T10:00:00.123.jpg",
+                Some(("2024-01-01T10:00:00", "123.jpg")),
+            ),
             ("noext", None),
             ("dir/noext", None),
             (".hidden", None),

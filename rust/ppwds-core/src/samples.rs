@@ -8,7 +8,7 @@
 use std::io::BufRead;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::group::{Grouper, Rejected, Sample};
+use crate::group::{Grouper, Rejected, Sample, Split};
 use crate::keys::is_meta;
 use crate::tar::{Entry, TarReader};
 
@@ -61,8 +61,10 @@ pub enum Stop {
 
 /// What a name filter decides for a member.
 pub enum Decision {
-    /// Keep it under this (possibly renamed) name.
-    Keep(Vec<u8>),
+    /// Keep it under its own name.
+    Keep,
+    /// Keep it under a new name.
+    Rename(Vec<u8>),
     /// Skip it.
     Skip,
 }
@@ -71,13 +73,13 @@ pub enum Decision {
 pub struct SampleStream<R: BufRead, T> {
     reader: TarReader<R>,
     grouper: Grouper<Payload<T>>,
-    pending: Option<(Vec<u8>, Vec<u8>)>,
+    pending: Option<(Vec<u8>, Split)>,
     finished: bool,
 }
 
 /// A name filter that keeps every member unchanged.
-pub fn keep_all(name: &[u8]) -> Result<Decision> {
-    Ok(Decision::Keep(name.to_vec()))
+pub fn keep_all(_name: &[u8]) -> Result<Decision> {
+    Ok(Decision::Keep)
 }
 
 impl<R: BufRead, T> SampleStream<R, T> {
@@ -96,6 +98,16 @@ impl<R: BufRead, T> SampleStream<R, T> {
         &mut self.reader
     }
 
+    /// The extension with this id (ids appear in [`Sample::members`]).
+    pub fn ext(&self, id: u32) -> &[u8] {
+        self.grouper.ext(id)
+    }
+
+    /// Number of distinct extensions seen so far (ids are below this).
+    pub fn ext_count(&self) -> usize {
+        self.grouper.ext_count()
+    }
+
     /// True once the shard ended or failed.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -110,8 +122,8 @@ impl<R: BufRead, T> SampleStream<R, T> {
 
     /// Adds the data of the member announced by [`Stop::Big`]; returns a completed sample.
     pub fn deliver(&mut self, data: Payload<T>) -> Option<Sample<Payload<T>>> {
-        let (key, ext) = self.pending.take()?;
-        self.grouper.push_split(key, ext, data)
+        let (name, split) = self.pending.take()?;
+        self.grouper.push(&name, split, data)
     }
 
     /// Reports that reading a [`Stop::Big`] member failed: the shard is over.
@@ -149,38 +161,44 @@ impl<R: BufRead, T> SampleStream<R, T> {
             };
             if is_meta(&entry.name) {
                 if let Err(e) = self.reader.skip_data() {
-                    return self.fatal(e);
+                    return self.fatal(e.with_member(&entry.name));
                 }
                 continue;
             }
-            let name = match filter(&entry.name) {
-                Ok(Decision::Keep(n)) => n,
+            let renamed = match filter(&entry.name) {
+                Ok(Decision::Keep) => None,
+                Ok(Decision::Rename(n)) => Some(n),
                 Ok(Decision::Skip) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e);
+                        return self.fatal(e.with_member(&entry.name));
                     }
                     continue;
                 }
                 Err(e) => {
                     // A failing filter concerns this member only: skip it, keep the shard.
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e);
+                        return self.fatal(e.with_member(&entry.name));
                     }
-                    let e = if e.member.is_none() { e.with_member(&entry.name) } else { e };
+                    let e = if e.member.is_none() {
+                        e.with_member(&entry.name)
+                    } else {
+                        e
+                    };
                     return Stop::Soft(e);
                 }
             };
-            let (key, ext) = match self.grouper.check(&name) {
+            let name = renamed.as_deref().unwrap_or(&entry.name);
+            let split = match self.grouper.check(name) {
                 Ok(split) => split,
                 Err(Rejected::NoKey) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e);
+                        return self.fatal(e.with_member(&entry.name));
                     }
                     continue;
                 }
                 Err(Rejected::Duplicate { key, ext }) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e);
+                        return self.fatal(e.with_member(&entry.name));
                     }
                     let err = Error::new(
                         ErrorKind::DuplicateMember {
@@ -189,28 +207,42 @@ impl<R: BufRead, T> SampleStream<R, T> {
                         },
                         entry.header_offset,
                     )
-                    .with_member(&name);
+                    .with_member(name);
                     return Stop::Soft(err);
                 }
             };
+            // A new key proves the previous sample complete, even if this member turns out damaged.
+            if split.new_sample {
+                out.extend(self.grouper.finish());
+            }
             if entry.size >= limits.big_member {
-                self.pending = Some((key, ext));
+                let name = renamed.unwrap_or_else(|| entry.name.clone());
+                self.pending = Some((name, split));
                 return Stop::Big(entry);
             }
             let data = match self.reader.read_data_vec() {
                 Ok(d) => d,
-                Err(e) => return self.fatal(e),
+                Err(e) => return self.fatal(e.with_member(&entry.name)),
             };
             bytes += data.len() as u64;
-            if let Some(done) = self.grouper.push_split(key, ext, Payload::Bytes(data)) {
+            if let Some(done) = self.grouper.push(name, split, Payload::Bytes(data)) {
                 out.push(done);
             }
         }
     }
 }
 
+/// A sample with its extensions spelled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedSample {
+    /// The sample key.
+    pub key: Vec<u8>,
+    /// `(extension, data)` pairs in archive order.
+    pub members: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 /// Reads a whole shard into memory (for tests and tools): every sample, or the first error.
-pub fn read_all<R: BufRead>(src: R) -> Result<Vec<Sample<Vec<u8>>>> {
+pub fn read_all<R: BufRead>(src: R) -> Result<Vec<OwnedSample>> {
     let mut stream: SampleStream<R, Vec<u8>> = SampleStream::new(src);
     let mut out = Vec::new();
     let limits = FillLimits::default();
@@ -223,7 +255,13 @@ pub fn read_all<R: BufRead>(src: R) -> Result<Vec<Sample<Vec<u8>>>> {
                     batch.extend(stream.deliver(Payload::External(data)));
                     stop = Stop::Full;
                 }
-                Err(e) => stop = stream.abort(e),
+                Err(e) => {
+                    let name = match &stop {
+                        Stop::Big(entry) => entry.name.clone(),
+                        _ => Vec::new(),
+                    };
+                    stop = stream.abort(e.with_member(&name));
+                }
             }
         }
         for s in batch {
@@ -231,10 +269,13 @@ pub fn read_all<R: BufRead>(src: R) -> Result<Vec<Sample<Vec<u8>>>> {
                 .members
                 .into_iter()
                 .map(|(e, p)| match p {
-                    Payload::Bytes(b) | Payload::External(b) => (e, b),
+                    Payload::Bytes(b) | Payload::External(b) => (stream.ext(e).to_vec(), b),
                 })
                 .collect();
-            out.push(Sample { key: s.key, members });
+            out.push(OwnedSample {
+                key: s.key,
+                members,
+            });
         }
         match stop {
             Stop::Full => continue,

@@ -18,7 +18,10 @@ fn build(members: &[(&[u8], &[u8])]) -> Vec<u8> {
     b.finish().unwrap()
 }
 
-fn samples(tar: &[u8]) -> ppwds_core::Result<Vec<(String, Vec<(String, Vec<u8>)>)>> {
+/// `(key, [(extension, data)])` per sample.
+type Samples = Vec<(String, Vec<(String, Vec<u8>)>)>;
+
+fn samples(tar: &[u8]) -> ppwds_core::Result<Samples> {
     let (stream, _) = tar_stream(Box::new(Cursor::new(tar.to_vec())))?;
     Ok(read_all(stream)?
         .into_iter()
@@ -47,7 +50,13 @@ fn groups_members_into_samples() {
     let got = samples(&tar).unwrap();
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].0, "a");
-    assert_eq!(got[0].1, vec![("jpg".into(), b"JPEG".to_vec()), ("cls".into(), b"1".to_vec())]);
+    assert_eq!(
+        got[0].1,
+        vec![
+            ("jpg".into(), b"JPEG".to_vec()),
+            ("cls".into(), b"1".to_vec())
+        ]
+    );
     assert_eq!(got[1].1[0], ("jpg".into(), Vec::new()));
     assert_eq!(got[2].0, "dir/c");
     assert_eq!(got[2].1[0].0, "seg.png");
@@ -68,7 +77,8 @@ fn gnu_long_name_tar(name: &[u8], data: &[u8]) -> Vec<u8> {
     // Hand-made GNU tar: an 'L' entry carrying the name, then the file.
     let meta = MemberMeta::default();
     let mut out = Vec::new();
-    let mut l = ppwds_core::tar::writer::encode_header(b"././@LongLink", name.len() as u64 + 1, &meta);
+    let mut l =
+        ppwds_core::tar::writer::encode_header(b"././@LongLink", name.len() as u64 + 1, &meta);
     let last = l.len() - BLOCK;
     l[last + 156] = b'L';
     fix_checksum(&mut l[last..]);
@@ -142,7 +152,10 @@ fn bad_checksum_is_reported_with_offset() {
 fn duplicate_extension_is_reported() {
     let tar = build(&[(b"a.txt", b"1"), (b"a.TXT", b"2")]);
     let err = samples(&tar).unwrap_err();
-    assert!(matches!(err.kind, ErrorKind::DuplicateMember { .. }), "{err}");
+    assert!(
+        matches!(err.kind, ErrorKind::DuplicateMember { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,7 +178,10 @@ fn gzip_is_detected() {
     let got = samples(&gz).unwrap();
     assert_eq!(got[0].1[0].1, b"hello");
     let err = samples(&gz[..gz.len() / 2]).unwrap_err();
-    assert!(matches!(err.kind, ErrorKind::Truncated(_) | ErrorKind::Decompress(_)), "{err}");
+    assert!(
+        matches!(err.kind, ErrorKind::Truncated(_) | ErrorKind::Decompress(_)),
+        "{err}"
+    );
 }
 
 #[test]

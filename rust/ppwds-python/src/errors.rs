@@ -37,33 +37,50 @@ pub struct ShardContext<'a> {
 
 /// Converts a core error into the matching Python exception.
 pub fn to_pyerr(py: Python<'_>, err: Error, ctx: &ShardContext<'_>) -> PyErr {
-    let Error { kind, offset, member } = err;
+    let Error {
+        kind,
+        offset,
+        member,
+    } = err;
     let kind = match kind {
         ErrorKind::Io(io) => {
             // An exception raised by a Python stream comes back unchanged.
-            let io = match io.into_inner() {
-                Some(inner) => match inner.downcast::<PyErr>() {
-                    Ok(pyerr) => return *pyerr,
-                    Err(other) => std::io::Error::other(other),
-                },
-                None => std::io::Error::other("I/O error"),
+            let io = if io.get_ref().is_some_and(|inner| inner.is::<PyErr>()) {
+                match io.into_inner().map(|inner| inner.downcast::<PyErr>()) {
+                    Some(Ok(pyerr)) => return *pyerr,
+                    _ => std::io::Error::other("I/O error"),
+                }
+            } else {
+                io
             };
             let msg = format!("{io} (shard {:?})", ctx.url);
             return match io.kind() {
-                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err((2, msg, ctx.url.to_string())),
-                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err((13, msg, ctx.url.to_string())),
+                std::io::ErrorKind::NotFound => {
+                    PyFileNotFoundError::new_err((2, msg, ctx.url.to_string()))
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    PyPermissionError::new_err((13, msg, ctx.url.to_string()))
+                }
                 _ => PyOSError::new_err(msg),
             };
         }
         other => other,
     };
-    let rebuilt = Error { kind, offset, member };
+    let rebuilt = Error {
+        kind,
+        offset,
+        member,
+    };
     let mut msg = format!("{} in shard {:?}", rebuilt.reason(), ctx.url);
     if let Some(m) = &rebuilt.member {
         msg.push_str(&format!(", member {m:?}"));
     }
     if let Some(o) = rebuilt.offset {
-        let note = if ctx.compressed { " of the decompressed stream" } else { "" };
+        let note = if ctx.compressed {
+            " of the decompressed stream"
+        } else {
+            ""
+        };
         msg.push_str(&format!(", byte offset {o}{note}"));
     }
     let build = || -> PyResult<PyErr> {

@@ -1,6 +1,5 @@
 //! `TarSampleReader`: samples (or members) of one shard, handed to Python in batches.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -21,7 +20,6 @@ use crate::errors::{pyerr_to_io, to_pyerr, ShardContext};
 const BIG_MEMBER: u64 = 256 << 10;
 /// Above this, a streamed member's declared size is not trusted for one allocation.
 const TRUSTED_ALLOC: u64 = 256 << 20;
-const EXT_CACHE_LIMIT: usize = 4096;
 
 /// Reads a Python binary file-like object in large chunks.
 struct PyReader {
@@ -56,9 +54,9 @@ impl Read for PyReader {
                 Ok(n.min(buf.len()))
             } else {
                 let data = obj.call_method1("read", (buf.len(),))?;
-                let data = data.cast::<PyBytes>().map_err(|_| {
-                    PyTypeError::new_err("tar source read() must return bytes")
-                })?;
+                let data = data
+                    .cast::<PyBytes>()
+                    .map_err(|_| PyTypeError::new_err("tar source read() must return bytes"))?;
                 let bytes = data.as_bytes();
                 let n = bytes.len().min(buf.len());
                 buf[..n].copy_from_slice(&bytes[..n]);
@@ -74,6 +72,9 @@ struct SendPtr(*mut u8, usize);
 // SAFETY: the pointee is a `bytes` buffer owned by the calling frame and not shared.
 unsafe impl Send for SendPtr {}
 
+/// A member and its data, unless it is big enough to be read into its `bytes` directly.
+type MemberStep = (Entry, Option<Vec<u8>>);
+
 enum Mode {
     Samples(SampleStream<TarStream, Py<PyBytes>>),
     Members(TarReader<TarStream>),
@@ -85,7 +86,8 @@ struct Inner {
     /// Bytes available after the data offset, for sources whose size is known.
     file_size: Option<u64>,
     deferred: Option<PyErr>,
-    ext_cache: HashMap<Vec<u8>, Py<PyString>>,
+    /// Python strings for the stream's interned extension ids.
+    ext_cache: Vec<Py<PyString>>,
 }
 
 /// Iterates the samples (or raw members) of one tar shard.
@@ -124,7 +126,9 @@ fn decode_name<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyStrin
 }
 
 fn encode_name(name: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let s = name.cast::<PyString>().map_err(|_| PyTypeError::new_err("rename_files must return a str"))?;
+    let s = name
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("rename_files must return a str"))?;
     match s.to_str() {
         Ok(t) => Ok(t.as_bytes().to_vec()),
         Err(_) => {
@@ -145,7 +149,8 @@ fn read_big<R: io::BufRead + Send>(
         let data = py.detach(|| reader.read_data_vec()).map_err(Ok)?;
         return Ok(PyBytes::new(py, &data).unbind());
     }
-    let size = usize::try_from(entry.size).map_err(|_| Err(PyRuntimeError::new_err("member too large")))?;
+    let size = usize::try_from(entry.size)
+        .map_err(|_| Err(PyRuntimeError::new_err("member too large")))?;
     // SAFETY: a NULL source asks CPython for an uninitialised buffer of `size` bytes.
     let obj = unsafe {
         let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t);
@@ -161,7 +166,10 @@ fn read_big<R: io::BufRead + Send>(
         reader.read_data(buf)
     })
     .map_err(Ok)?;
-    Ok(obj.cast_into::<PyBytes>().map_err(|e| Err(e.into()))?.unbind())
+    Ok(obj
+        .cast_into::<PyBytes>()
+        .map_err(|e| Err(e.into()))?
+        .unbind())
 }
 
 impl PyTarSampleReader {
@@ -172,7 +180,12 @@ impl PyTarSampleReader {
         }
     }
 
-    fn filter(&self, py: Python<'_>, name: &[u8], slot: &mut Option<PyErr>) -> Result<Decision, Error> {
+    fn filter(
+        &self,
+        py: Python<'_>,
+        name: &[u8],
+        slot: &mut Option<PyErr>,
+    ) -> Result<Decision, Error> {
         let run = || -> PyResult<Decision> {
             let mut current = decode_name(py, name)?.into_any();
             if let Some(rename) = &self.rename_files {
@@ -184,9 +197,9 @@ impl PyTarSampleReader {
                 }
             }
             if self.rename_files.is_some() {
-                Ok(Decision::Keep(encode_name(&current)?))
+                Ok(Decision::Rename(encode_name(&current)?))
             } else {
-                Ok(Decision::Keep(name.to_vec()))
+                Ok(Decision::Keep)
             }
         };
         run().map_err(|e| {
@@ -195,21 +208,10 @@ impl PyTarSampleReader {
         })
     }
 
-    fn ext_str<'py>(&self, py: Python<'py>, cache: &mut HashMap<Vec<u8>, Py<PyString>>, ext: &[u8]) -> PyResult<Bound<'py, PyString>> {
-        if let Some(s) = cache.get(ext) {
-            return Ok(s.bind(py).clone());
-        }
-        let s = decode_name(py, ext)?;
-        if cache.len() < EXT_CACHE_LIMIT {
-            cache.insert(ext.to_vec(), s.clone().unbind());
-        }
-        Ok(s)
-    }
-
     fn sample_dict<'py>(
         &self,
         py: Python<'py>,
-        cache: &mut HashMap<Vec<u8>, Py<PyString>>,
+        exts: &[Py<PyString>],
         sample: Sample<Payload<Py<PyBytes>>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -220,7 +222,7 @@ impl PyTarSampleReader {
                 Payload::Bytes(v) => PyBytes::new(py, &v).unbind(),
                 Payload::External(obj) => obj,
             };
-            d.set_item(self.ext_str(py, cache, &ext)?, value)?;
+            d.set_item(exts[ext as usize].bind(py), value)?;
             if i == 0 {
                 if let Some(lp) = &self.local_path {
                     d.set_item(pyo3::intern!(py, "__local_path__"), lp.bind(py))?;
@@ -230,12 +232,21 @@ impl PyTarSampleReader {
         Ok(d)
     }
 
-    fn next_samples<'py>(&self, py: Python<'py>, inner: &mut Inner) -> PyResult<Bound<'py, PyList>> {
+    fn next_samples<'py>(
+        &self,
+        py: Python<'py>,
+        inner: &mut Inner,
+    ) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         let compressed = inner.compressed;
         let file_size = inner.file_size;
         let needs_filter = self.rename_files.is_some() || self.select_files.is_some();
-        let Inner { mode, ext_cache, deferred, .. } = inner;
+        let Inner {
+            mode,
+            ext_cache,
+            deferred,
+            ..
+        } = inner;
         let Some(Mode::Samples(stream)) = mode.as_mut() else {
             return Ok(out);
         };
@@ -252,23 +263,28 @@ impl PyTarSampleReader {
                     stream.fill(&mut batch, limits, &mut f)
                 })
             } else {
-                py.detach(|| stream.fill(&mut batch, limits, &mut |n: &[u8]| Ok(Decision::Keep(n.to_vec()))))
+                py.detach(|| stream.fill(&mut batch, limits, &mut |_: &[u8]| Ok(Decision::Keep)))
             };
             let mut stop = stop;
             if let Stop::Big(entry) = &stop {
-                let trusted = !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
+                let trusted =
+                    !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
                 match read_big(py, stream.reader(), entry, trusted) {
                     Ok(obj) => {
                         batch.extend(stream.deliver(Payload::External(obj)));
                         stop = Stop::Full;
                     }
-                    Err(Ok(e)) => stop = stream.abort(e),
+                    Err(Ok(e)) => stop = stream.abort(e.with_member(&entry.name)),
                     Err(Err(pyerr)) => {
                         stream.abort(Error::new(ErrorKind::Invalid("read failed".into()), 0));
                         *deferred = Some(pyerr);
                         stop = Stop::End;
                     }
                 }
+            }
+            while ext_cache.len() < stream.ext_count() {
+                let name = stream.ext(ext_cache.len() as u32);
+                ext_cache.push(decode_name(py, name)?.unbind());
             }
             for s in batch {
                 out.append(self.sample_dict(py, ext_cache, s)?)?;
@@ -281,7 +297,10 @@ impl PyTarSampleReader {
                     return Ok(out);
                 }
                 Stop::End | Stop::Big(_) => None,
-                Stop::Soft(e) | Stop::Fatal(e) => Some(slot.take().unwrap_or_else(|| to_pyerr(py, e, &self.ctx(compressed)))),
+                Stop::Soft(e) | Stop::Fatal(e) => Some(
+                    slot.take()
+                        .unwrap_or_else(|| to_pyerr(py, e, &self.ctx(compressed))),
+                ),
             };
             if let Some(err) = err {
                 *deferred = Some(err);
@@ -295,7 +314,11 @@ impl PyTarSampleReader {
         }
     }
 
-    fn next_members<'py>(&self, py: Python<'py>, inner: &mut Inner) -> PyResult<Bound<'py, PyList>> {
+    fn next_members<'py>(
+        &self,
+        py: Python<'py>,
+        inner: &mut Inner,
+    ) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         let compressed = inner.compressed;
         let file_size = inner.file_size;
@@ -304,14 +327,16 @@ impl PyTarSampleReader {
         };
         let mut budget: u64 = 8 << 20;
         while out.len() < 256 && budget > 0 {
-            let step = py.detach(|| -> Result<Option<(Entry, Option<Vec<u8>>)>, Error> {
+            let step = py.detach(|| -> Result<Option<MemberStep>, Error> {
                 let Some(entry) = reader.next_entry()? else {
                     return Ok(None);
                 };
                 if entry.size >= BIG_MEMBER {
                     return Ok(Some((entry, None)));
                 }
-                let data = reader.read_data_vec()?;
+                let data = reader
+                    .read_data_vec()
+                    .map_err(|e| e.with_member(&entry.name))?;
                 Ok(Some((entry, Some(data))))
             });
             let (entry, data) = match step {
@@ -329,12 +354,17 @@ impl PyTarSampleReader {
             let value = match data {
                 Some(v) => PyBytes::new(py, &v).unbind(),
                 None => {
-                    let trusted = !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
+                    let trusted = !compressed
+                        && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
                     match read_big(py, reader, &entry, trusted) {
                         Ok(obj) => obj,
                         Err(e) => {
                             let err = match e {
-                                Ok(core) => to_pyerr(py, core, &self.ctx(compressed)),
+                                Ok(core) => to_pyerr(
+                                    py,
+                                    core.with_member(&entry.name),
+                                    &self.ctx(compressed),
+                                ),
                                 Err(pyerr) => pyerr,
                             };
                             if out.is_empty() {
@@ -347,7 +377,13 @@ impl PyTarSampleReader {
                 }
             };
             budget = budget.saturating_sub(entry.size);
-            let t = PyTuple::new(py, [decode_name(py, &entry.name)?.into_any(), value.into_bound(py).into_any()])?;
+            let t = PyTuple::new(
+                py,
+                [
+                    decode_name(py, &entry.name)?.into_any(),
+                    value.into_bound(py).into_any(),
+                ],
+            )?;
             out.append(t)?;
         }
         Ok(out)
@@ -368,11 +404,12 @@ impl PyTarSampleReader {
         group: bool,
     ) -> PyResult<Self> {
         let url_text = url.str()?.to_string();
-        let path: Option<PathBuf> = if source.is_instance_of::<PyString>() || source.hasattr("__fspath__")? {
-            Some(source.extract()?)
-        } else {
-            None
-        };
+        let path: Option<PathBuf> =
+            if source.is_instance_of::<PyString>() || source.hasattr("__fspath__")? {
+                Some(source.extract()?)
+            } else {
+                None
+            };
         let ctx = ShardContext {
             url: &url_text,
             compressed: false,
@@ -381,7 +418,9 @@ impl PyTarSampleReader {
             Some(p) => {
                 let p = p.clone();
                 let file = py
-                    .detach(move || std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len()))))
+                    .detach(move || {
+                        std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len())))
+                    })
                     .map_err(|e| to_pyerr(py, Error::new(ErrorKind::Io(e), 0), &ctx))?;
                 (Box::new(file.0), Some(file.1))
             }
@@ -419,7 +458,7 @@ impl PyTarSampleReader {
                 compressed: compression != Compression::None,
                 file_size,
                 deferred: None,
-                ext_cache: HashMap::new(),
+                ext_cache: Vec::new(),
             }),
         })
     }
@@ -429,10 +468,9 @@ impl PyTarSampleReader {
     /// An empty list means the shard is exhausted. Errors are raised after the
     /// samples that precede them have been returned.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut guard = self
-            .inner
-            .try_lock()
-            .map_err(|_| PyRuntimeError::new_err("TarSampleReader is being used from two threads at once"))?;
+        let mut guard = self.inner.try_lock().map_err(|_| {
+            PyRuntimeError::new_err("TarSampleReader is being used from two threads at once")
+        })?;
         let inner = &mut *guard;
         if let Some(err) = inner.deferred.take() {
             return Err(err);
@@ -441,6 +479,23 @@ impl PyTarSampleReader {
             Some(Mode::Samples(_)) => self.next_samples(py, inner),
             Some(Mode::Members(_)) => self.next_members(py, inner),
             None => Ok(PyList::empty(py)),
+        }
+    }
+
+    /// True once the shard is exhausted or broken; after a recoverable error
+    /// (duplicate extension, failing name filter) it is still False.
+    #[getter]
+    fn done(&self) -> bool {
+        let Ok(inner) = self.inner.lock() else {
+            return true;
+        };
+        if inner.deferred.is_some() {
+            return false;
+        }
+        match &inner.mode {
+            Some(Mode::Samples(s)) => s.is_finished(),
+            Some(Mode::Members(r)) => r.is_done(),
+            None => true,
         }
     }
 

@@ -122,15 +122,27 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 fn checksum_ok(block: &[u8; BLOCK]) -> Result<(), HeaderError> {
     let stored = parse_number(&block[148..156])
         .map_err(|e| HeaderError(format!("bad checksum field: {}", e.0)))?;
-    let mut unsigned: i64 = 0;
-    let mut signed: i64 = 0;
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += i64::from(b);
-        signed += i64::from(b as i8);
-    }
+    // The checksum field itself counts as eight spaces.
+    let field: u32 = block[148..156].iter().map(|&b| u32::from(b)).sum();
+    let unsigned =
+        i64::from(block.iter().map(|&b| u32::from(b)).sum::<u32>() - field + 8 * u32::from(b' '));
     let stored = stored as i64;
-    if stored == unsigned || stored == signed {
+    if stored == unsigned {
+        return Ok(());
+    }
+    // Some old writers summed signed bytes; tarfile accepts those too.
+    let signed: i64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                i64::from(b' ')
+            } else {
+                i64::from(b as i8)
+            }
+        })
+        .sum();
+    if stored == signed {
         Ok(())
     } else {
         Err(HeaderError(format!(

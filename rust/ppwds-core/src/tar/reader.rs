@@ -6,7 +6,9 @@
 
 use std::io::{self, BufRead, Read};
 
-use super::header::{padding, parse_block, parse_pax, Block, EntryType, PaxInfo, BLOCK, MAX_META_SIZE};
+use super::header::{
+    padding, parse_block, parse_pax, Block, EntryType, PaxInfo, BLOCK, MAX_META_SIZE,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Up-front allocation limit for member data; larger members grow as data arrives.
@@ -39,7 +41,8 @@ pub struct TarReader<R: BufRead> {
     pos: u64,
     state: State,
     global: PaxInfo,
-    current: Option<Entry>,
+    /// Header offset of the entry whose data is pending (for error positions).
+    current_offset: u64,
 }
 
 impl<R: BufRead> TarReader<R> {
@@ -50,7 +53,7 @@ impl<R: BufRead> TarReader<R> {
             pos: 0,
             state: State::Header,
             global: PaxInfo::default(),
-            current: None,
+            current_offset: 0,
         }
     }
 
@@ -62,11 +65,6 @@ impl<R: BufRead> TarReader<R> {
     /// True once the end-of-archive marker was read or an error ended the stream.
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::End | State::Failed)
-    }
-
-    /// The entry whose data is pending, if any.
-    pub fn current(&self) -> Option<&Entry> {
-        self.current.as_ref()
     }
 
     fn fail(&mut self, err: Error) -> Error {
@@ -120,13 +118,18 @@ impl<R: BufRead> TarReader<R> {
     fn read_meta(&mut self, size: u64, header_offset: u64, what: &str) -> Result<Vec<u8>> {
         if size > MAX_META_SIZE {
             return Err(Error::new(
-                ErrorKind::BadHeader(format!("{what} of {size} bytes exceeds the {MAX_META_SIZE}-byte limit")),
+                ErrorKind::BadHeader(format!(
+                    "{what} of {size} bytes exceeds the {MAX_META_SIZE}-byte limit"
+                )),
                 header_offset,
             ));
         }
         let mut data = vec![0u8; size as usize];
         self.src.read_exact(&mut data).map_err(|e| {
-            Error::new(ErrorKind::Truncated(format!("{what} data cut short: {e}")), header_offset)
+            Error::new(
+                ErrorKind::Truncated(format!("{what} data cut short: {e}")),
+                header_offset,
+            )
         })?;
         self.pos += size;
         self.skip_padding(size, None)?;
@@ -201,12 +204,14 @@ impl<R: BufRead> TarReader<R> {
                 }
                 EntryType::PaxLocal => {
                     let data = self.read_meta(size, offset, "pax header")?;
-                    let info = parse_pax(&data).map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
+                    let info = parse_pax(&data)
+                        .map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
                     local.merge(&info);
                 }
                 EntryType::PaxGlobal => {
                     let data = self.read_meta(size, offset, "pax global header")?;
-                    let info = parse_pax(&data).map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
+                    let info = parse_pax(&data)
+                        .map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
                     self.global.merge(&info);
                     entry_start = None;
                 }
@@ -220,7 +225,10 @@ impl<R: BufRead> TarReader<R> {
                     let skipped = self.skip_bytes(size).map_err(|e| Error::io(e, offset))?;
                     if skipped < size {
                         return Err(Error::new(
-                            ErrorKind::Truncated(format!("entry of type {:?} cut short", header.typeflag as char)),
+                            ErrorKind::Truncated(format!(
+                                "entry of type {:?} cut short",
+                                header.typeflag as char
+                            )),
                             offset,
                         ));
                     }
@@ -245,20 +253,16 @@ impl<R: BufRead> TarReader<R> {
                         data_offset: self.pos,
                     };
                     self.state = State::Data { remaining: size };
-                    self.current = Some(entry.clone());
+                    self.current_offset = start;
                     return Ok(Some(entry));
                 }
             }
         }
     }
 
+    /// Errors in member data point at the member's header; callers add the member name.
     fn data_error(&self, msg: String) -> Error {
-        let entry = self.current.as_ref();
-        let mut err = Error::new(ErrorKind::Truncated(msg), entry.map_or(self.pos, |e| e.header_offset));
-        if let Some(e) = entry {
-            err = err.with_member(&e.name);
-        }
-        err
+        Error::new(ErrorKind::Truncated(msg), self.current_offset)
     }
 
     fn pending(&self) -> Result<u64> {
@@ -271,12 +275,8 @@ impl<R: BufRead> TarReader<R> {
         }
     }
 
-    fn finish_data(&mut self) -> Result<()> {
-        let (size, name) = match &self.current {
-            Some(e) => (e.size, e.name.clone()),
-            None => (0, Vec::new()),
-        };
-        self.skip_padding(size, Some(&name))?;
+    fn finish_data(&mut self, size: u64) -> Result<()> {
+        self.skip_padding(size, None)?;
         self.state = State::Header;
         Ok(())
     }
@@ -298,26 +298,35 @@ impl<R: BufRead> TarReader<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let err = Error::io(e, self.pos + got as u64);
-                    let err = match &self.current {
-                        Some(c) => err.with_member(&c.name),
-                        None => err,
-                    };
                     return Err(self.fail(err));
                 }
             }
         }
         self.pos += got as u64;
         if got < buf.len() {
-            let msg = format!("member data cut short: expected {} bytes, got {got}", buf.len());
+            let msg = format!(
+                "member data cut short: expected {} bytes, got {got}",
+                buf.len()
+            );
             let err = self.data_error(msg);
             return Err(self.fail(err));
         }
-        self.finish_data().map_err(|e| self.fail(e))
+        self.finish_data(remaining).map_err(|e| self.fail(e))
     }
 
     /// Reads the whole pending member into a new vector.
     pub fn read_data_vec(&mut self) -> Result<Vec<u8>> {
         let remaining = self.pending()?;
+        // Small members usually sit whole in the read buffer: copy without zero-filling.
+        if let Ok(buf) = self.src.fill_buf() {
+            if buf.len() as u64 >= remaining {
+                let v = buf[..remaining as usize].to_vec();
+                self.src.consume(remaining as usize);
+                self.pos += remaining;
+                self.finish_data(remaining).map_err(|e| self.fail(e))?;
+                return Ok(v);
+            }
+        }
         if remaining <= PREALLOC_LIMIT {
             let mut v = vec![0u8; remaining as usize];
             self.read_data(&mut v)?;
@@ -337,7 +346,7 @@ impl<R: BufRead> TarReader<R> {
             let err = self.data_error(msg);
             return Err(self.fail(err));
         }
-        self.finish_data().map_err(|e| self.fail(e))?;
+        self.finish_data(remaining).map_err(|e| self.fail(e))?;
         Ok(v)
     }
 
@@ -356,6 +365,6 @@ impl<R: BufRead> TarReader<R> {
             let err = self.data_error(msg);
             return Err(self.fail(err));
         }
-        self.finish_data().map_err(|e| self.fail(e))
+        self.finish_data(remaining).map_err(|e| self.fail(e))
     }
 }

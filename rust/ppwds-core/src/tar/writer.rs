@@ -77,7 +77,13 @@ fn ustar_split(name: &[u8]) -> Option<(&[u8], &[u8])> {
     best.map(|i| (&name[..i], &name[i + 1..]))
 }
 
-fn header_block(name: &[u8], prefix: &[u8], size: u64, typeflag: u8, meta: &MemberMeta) -> [u8; BLOCK] {
+fn header_block(
+    name: &[u8],
+    prefix: &[u8],
+    size: u64,
+    typeflag: u8,
+    meta: &MemberMeta,
+) -> [u8; BLOCK] {
     let mut b = [0u8; BLOCK];
     put_str(&mut b[0..100], name);
     put_octal(&mut b[100..108], u64::from(meta.mode));
@@ -131,7 +137,13 @@ pub fn encode_header(name: &[u8], size: u64, meta: &MemberMeta) -> Vec<u8> {
         }
         let mut pax_name = b"././@PaxHeader".to_vec();
         pax_name.truncate(100);
-        out.extend_from_slice(&header_block(&pax_name, &[], records.len() as u64, b'x', meta));
+        out.extend_from_slice(&header_block(
+            &pax_name,
+            &[],
+            records.len() as u64,
+            b'x',
+            meta,
+        ));
         let pad = padding(records.len() as u64) as usize;
         out.extend_from_slice(&records);
         out.resize(out.len() + pad, 0);

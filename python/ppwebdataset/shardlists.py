@@ -1,0 +1,444 @@
+"""Shard sources and splitters: lists of URLs, resampling, directories, YAML specs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+
+from .paddle import IterableDataset
+from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
+
+
+def envlookup(m):
+    """The value of ``WDS_<name>`` for a ``${name}`` match; a clear error if it is unset."""
+    key = "WDS_" + m.group(1)
+    if key not in os.environ:
+        raise ValueError(f"URL uses ${{{m.group(1)}}} but the environment variable {key} is not set")
+    return os.environ[key]
+
+
+def envsubst(s):
+    """Replace ``${var}`` with the environment variable ``WDS_var``."""
+    return re.sub(r"\$\{(\w+)\}", envlookup, s)
+
+
+def split_by_node(src, group=None):
+    """Keep every ``world_size``-th shard starting at this rank (round robin)."""
+    rank, world_size = paddle_rank_info(group)
+    if world_size > 1:
+        yield from islice(src, rank, None, world_size)
+    else:
+        yield from src
+
+
+def single_node_only(src, group=None):
+    """Refuse to run with several ranks: an explicit nodesplitter is needed then."""
+    _, world_size = paddle_rank_info(group)
+    if world_size > 1:
+        raise ValueError(
+            "you need to add an explicit nodesplitter (e.g. nodesplitter=ppwebdataset.split_by_node) "
+            "to your input pipeline for multi-node training"
+        )
+    yield from src
+
+
+def split_by_worker(src):
+    """Keep every ``num_workers``-th shard starting at this DataLoader worker."""
+    _, _, worker, num_workers = paddle_worker_info()
+    if num_workers > 1:
+        yield from islice(src, worker, None, num_workers)
+    else:
+        yield from src
+
+
+def expand_urls(urls):
+    """Expand a URL string (``::`` lists, ``${VAR}`` from ``WDS_VAR``, braces); lists pass through."""
+    if not isinstance(urls, str):
+        result = []
+        for u in urls:
+            result.extend(expand_urls(u) if isinstance(u, str) else [u])
+        return result
+    result = []
+    for url in urls.split("::"):
+        for _ in range(10):
+            last = url
+            url = envsubst(url)
+            if url == last:
+                break
+        result.extend(braceexpand(url))
+    return result
+
+
+def expand_source(source, max_urls=int(1e9)):
+    """A list of URLs from a string, a list or any iterable."""
+    if isinstance(source, str):
+        return expand_urls(source)
+    if isinstance(source, list):
+        return source
+    if is_iterable(source):
+        return list(islice(source, max_urls))
+    raise ValueError(f"cannot handle {type(source)}")
+
+
+def _url_text(url):
+    return os.fspath(url) if hasattr(url, "__fspath__") else url
+
+
+class SimpleShardList(IterableDataset):
+    """Yields ``dict(url=...)`` for each shard.
+
+    Args:
+        urls: a brace pattern (``"data-{000..099}.tar"``, ``::``-separated) or a list of URLs.
+        seed: None for the given order; an int shuffles (the same order on every pass);
+            True shuffles with a time-based seed.
+    """
+
+    def __init__(self, urls, seed=None):
+        super().__init__()
+        if isinstance(urls, str):
+            urls = expand_urls(urls)
+        else:
+            urls = [_url_text(u) for u in urls]
+        self.urls = urls
+        if self.urls and not isinstance(self.urls[0], str):
+            raise TypeError(f"shard URLs must be strings, got {type(self.urls[0]).__name__}")
+        if seed is True:
+            seed = time.time()
+        self.seed = seed
+
+    def __len__(self):
+        return len(self.urls)
+
+    def __iter__(self):
+        urls = list(self.urls)
+        if self.seed is not None:
+            random.Random(self.seed).shuffle(urls)
+        for url in urls:
+            yield dict(url=url)
+
+
+def resampled_(src, n=sys.maxsize):
+    """Draw ``n`` items with replacement from the (materialised) source."""
+    items = list(src)
+    if not items:
+        return
+    rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+    for _ in range(n):
+        yield rng.choice(items)
+
+
+def _resampled_stage(*args, **kw):
+    from .filters import pipelinefilter
+
+    return pipelinefilter(resampled_)(*args, **kw)
+
+
+resampled = _resampled_stage
+
+
+def non_empty(src):
+    """Pass items through; raise if there were none."""
+    count = 0
+    for s in src:
+        yield s
+        count += 1
+    if count == 0:
+        raise ValueError("pipeline stage received no data at all and this was declared as an error")
+
+
+class ResampledShards(IterableDataset):
+    """Shards drawn with replacement, ``nshards`` per pass (endless by default; bound it with ``with_epoch``).
+
+    The seed mixes the worker seed, the pass number and ``seed``; unless
+    ``deterministic`` it also mixes fresh entropy, so passes and processes differ.
+    """
+
+    def __init__(
+        self,
+        urls,
+        nshards=sys.maxsize,
+        seed=0,
+        worker_seed=None,
+        deterministic=False,
+        max_urls=int(1e6),
+        empty_check=True,
+    ):
+        super().__init__()
+        self.urls = [_url_text(u) for u in expand_source(urls, max_urls)]
+        if empty_check and len(self.urls) == 0:
+            raise ValueError("empty_check=True, but no shards found in ResampledShards")
+        if self.urls and not isinstance(self.urls[0], str):
+            raise TypeError("shard URLs must be strings")
+        self.nshards = nshards
+        self.worker_seed = paddle_worker_seed if worker_seed is None else worker_seed
+        self.deterministic = deterministic
+        self.seed = seed
+        self.epoch = -1
+
+    def set_epoch(self, epoch):
+        """Set the pass number used in the seed (the next pass uses ``epoch``)."""
+        self.epoch = epoch - 1
+
+    def __iter__(self):
+        self.epoch += 1
+        if self.deterministic:
+            seed = make_seed(self.worker_seed(), self.epoch, self.seed)
+        else:
+            seed = make_seed(self.worker_seed(), self.epoch, self.seed, os.getpid(), time.time_ns(), os.urandom(8))
+        if os.environ.get("WDS_SHOW_SEED", "0") == "1":
+            print(f"# ResampledShards seed {seed}", file=sys.stderr)
+        if not self.urls:
+            return
+        self.rng = random.Random(seed)
+        for _ in range(self.nshards):
+            yield dict(url=self.urls[self.rng.randrange(len(self.urls))])
+
+
+# The name webdataset's constructor uses (0.2.86 referenced it without defining it).
+ResampledShardList = ResampledShards
+
+
+def check_pid_is_running(pid):
+    """True when a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def without_last_extension(fname):
+    """``a/b.tar.gz`` → ``a/b.tar``."""
+    return re.sub(r"\.[^./]*$", "", fname)
+
+
+def get_pid_from_filename(fname):
+    """The pid in a ``name._<pid>_`` file name, else None."""
+    match = re.match(r"^(.*)\._(\d+)_$", fname)
+    return int(match.group(2)) if match else None
+
+
+class DirectoryShardList(IterableDataset):
+    """Shards found in a directory (brace-aware glob pattern), without touching the files.
+
+    Upstream renamed files inside the user's data directory while reading them;
+    this version only reads. ``mode="resample"`` (or ``"resampled"``) draws
+    shards at random forever; any other mode yields each matching file once per
+    pass in sorted (``select="oldest"``: modification-time) order. ``poll``
+    seconds are waited between listings while the directory is empty, up to
+    ``timeout`` seconds; ``poll=None`` returns at once.
+    """
+
+    def __init__(
+        self,
+        path,
+        pattern="*.{tar,tgz,tar.tgz}",
+        poll=1,
+        timeout=1e12,
+        mode="resample",
+        select="random",
+        fate=None,
+    ):
+        path = _url_text(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: not a directory")
+        self.path = path if path.endswith("/") else path + "/"
+        self.poll = poll
+        self.pattern = pattern
+        self.mode = mode
+        self.select = select
+        self.fate = fate
+        self.timeout = timeout
+
+    def _candidates(self):
+        return sorted({f for pat in braceexpand(self.pattern) for f in glob.glob(self.path + pat)})
+
+    def recycle(self, activename):
+        """Kept for API compatibility: files are never renamed or deleted."""
+
+    def cleanup_files_without_processes(self):
+        """Kept for API compatibility: no files are renamed, so there is nothing to clean."""
+
+    def __iter__(self):
+        start = time.time()
+        while True:
+            candidates = self._candidates()
+            if candidates:
+                break
+            if self.poll is None or time.time() - start >= self.timeout:
+                return
+            time.sleep(self.poll)
+        if self.mode in ("resample", "resampled"):
+            rng = random.Random(make_seed(paddle_worker_seed(), os.getpid(), time.time_ns()))
+            while True:
+                yield dict(url=rng.choice(candidates))
+                candidates = self._candidates() or candidates
+        if self.select == "oldest":
+            candidates.sort(key=lambda fn: os.stat(fn).st_mtime)
+        for fname in candidates:
+            yield dict(url=fname)
+
+
+# Compatibility alias for the misspelt name 0.2.86 referenced.
+DirectoryShardlist = DirectoryShardList
+
+
+@dataclass
+class MSSource:
+    """One source of a multi-shard spec."""
+
+    name: str = ""
+    perepoch: int = -1
+    resample: bool = False
+    urls: list[str] = field(default_factory=list)
+
+
+def expand(s):
+    """Expand ``~`` and environment variables."""
+    return os.path.expanduser(os.path.expandvars(s))
+
+
+class MultiShardSample(IterableDataset):
+    """Shards from a YAML spec (or dict) with per-dataset ``choose``/``resample`` counts.
+
+    Spec keys: ``prefix``, ``buckets``, ``datasets`` (each with ``shards``, optional
+    ``name``, ``buckets``, ``choose`` = shards per epoch without replacement,
+    ``resample`` = shards per epoch with replacement). The RNG belongs to the
+    instance and is reseeded per worker, so forked workers do not repeat each other.
+    """
+
+    def __init__(self, fname, seed=None):
+        self.epoch = -1
+        self.seed = seed
+        self.rng = None
+        self.parse_spec(fname)
+
+    def parse_spec(self, fname):
+        if isinstance(fname, dict):
+            spec = fname
+        else:
+            import yaml
+
+            with open(fname) as stream:
+                spec = yaml.safe_load(stream)
+        unknown = set(spec.keys()) - {"prefix", "datasets", "buckets"}
+        if unknown:
+            raise ValueError(f"unknown keys in shard spec: {sorted(unknown)}")
+        prefix = expand(spec.get("prefix", ""))
+        self.sources = []
+        for ds in spec["datasets"]:
+            unknown = set(ds.keys()) - {"buckets", "name", "shards", "resample", "choose"}
+            if unknown:
+                raise ValueError(f"unknown keys in dataset spec: {sorted(unknown)}")
+            buckets = ds.get("buckets", spec.get("buckets", []))
+            if isinstance(buckets, str):
+                buckets = [buckets]
+            buckets = [expand(s) for s in buckets] or [""]
+            if len(buckets) != 1:
+                raise ValueError(f"{buckets}: only one bucket per dataset is supported")
+            bucket = buckets[0]
+            name = ds.get("name", "@" + bucket)
+            urls = ds["shards"]
+            if isinstance(urls, str):
+                urls = [urls]
+            urls = [prefix + os.path.join(bucket, u) for url in urls for u in braceexpand(expand(url))]
+            resample = ds.get("resample", -1)
+            nsample = ds.get("choose", -1)
+            if nsample > len(urls):
+                raise ValueError(f"choose={nsample} must be no greater than the number of shards ({len(urls)})")
+            if nsample > 0 and resample > 0:
+                raise ValueError("specify only one of choose or resample")
+            self.sources.append(MSSource(name=name, urls=urls, perepoch=nsample, resample=resample))
+
+    def set_epoch(self, seed):
+        """Reseed the shard selection."""
+        self.rng = random.Random(seed)
+
+    def get_shards_for_epoch(self):
+        if self.rng is None:
+            base = self.seed if self.seed is not None else int.from_bytes(os.urandom(8), "little")
+            self.rng = random.Random(make_seed(base, paddle_worker_seed()))
+        result = []
+        for source in self.sources:
+            if source.resample > 0:
+                chosen = self.rng.choices(source.urls, k=source.resample)
+            elif source.perepoch > 0:
+                chosen = list(source.urls)
+                self.rng.shuffle(chosen)
+                chosen = chosen[: source.perepoch]
+            else:
+                chosen = list(source.urls)
+            result += chosen
+        self.rng.shuffle(result)
+        return result
+
+    def __iter__(self):
+        self.epoch += 1
+        for shard in self.get_shards_for_epoch():
+            yield dict(url=shard)
+
+
+def shardspec(spec):
+    """A YAML spec file becomes a MultiShardSample, anything else a SimpleShardList."""
+    if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
+        return MultiShardSample(spec)
+    return SimpleShardList(spec)
+
+
+class ShardShuffle:
+    """Buffer-shuffles the shard stream with a new order on every pass.
+
+    With an explicit seed the order is reproducible: pass ``n`` on rank ``r``,
+    worker ``w`` uses ``make_seed(seed, n, r, w)``; call ``set_epoch`` when
+    DataLoader workers are not persistent (each epoch then starts from a fresh
+    copy of the dataset). Without a seed every pass draws fresh entropy.
+    """
+
+    def __init__(self, bufsize, seed=None):
+        self.bufsize = max(int(bufsize), 1)
+        self.seed = seed
+        self.epoch = -1
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch - 1
+
+    def __call__(self, src):
+        self.epoch += 1
+        if self.seed is None:
+            rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+        else:
+            rank, _, worker, _ = paddle_worker_info()
+            rng = random.Random(make_seed(self.seed, self.epoch, rank, worker))
+        buf = []
+        for item in src:
+            buf.append(item)
+            if len(buf) >= self.bufsize:
+                k = rng.randrange(len(buf))
+                buf[k], buf[-1] = buf[-1], buf[k]
+                yield buf.pop()
+        rng.shuffle(buf)
+        yield from buf
+
+
+__all__ = [
+    "DirectoryShardList",
+    "MultiShardSample",
+    "ResampledShardList",
+    "ResampledShards",
+    "ShardShuffle",
+    "SimpleShardList",
+    "expand_source",
+    "expand_urls",
+    "non_empty",
+    "resampled",
+    "shardspec",
+    "single_node_only",
+    "split_by_node",
+    "split_by_worker",
+]
