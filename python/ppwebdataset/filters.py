@@ -316,10 +316,8 @@ def _shuffle(data, bufsize=1000, initial=100, rng=None, seed=None, handler=None)
     return _shuffle_rust(data, bufsize, initial, seed, handler)
 
 
-class shuffle(PipelineStage):
-    """Stage: shuffle samples through a buffer (see ``_shuffle`` for the parameters).
-
-    ``shuffle(bufsize=1000, initial=100, rng=None, seed=None, handler=None)``.
+class Shuffle(PipelineStage):
+    """The stage ``shuffle(...)`` returns: a shuffle buffer that counts its passes.
 
     With ``seed``, pass ``k`` of the stage (the k-th time the pipeline is
     iterated in this process) uses ``make_seed(seed, k)``: a run is
@@ -353,6 +351,20 @@ class shuffle(PipelineStage):
 
     def __repr__(self):
         return f"shuffle(bufsize={self.bufsize}, initial={self.initial}, seed={self.seed!r})"
+
+
+class _StageFactory(RestCurried):
+    # Like pipelinefilter(f), but each call builds a stage object that keeps state across passes.
+    def __init__(self, f, stage):
+        super().__init__(f)
+        self.stage = stage
+        functools.update_wrapper(self, f)
+
+    def __call__(self, *args, **kw):
+        return self.stage(*args, **kw)
+
+
+shuffle = _StageFactory(_shuffle, Shuffle)
 
 
 class detshuffle(PipelineStage):
@@ -392,10 +404,7 @@ class detshuffle(PipelineStage):
     __call__ = run
 
     def __repr__(self):
-        return (
-            f"detshuffle(bufsize={self.bufsize}, initial={self.initial}, "
-            f"seed={self.seed!r}, epoch={self.epoch})"
-        )
+        return f"detshuffle(bufsize={self.bufsize}, initial={self.initial}, seed={self.seed!r}, epoch={self.epoch})"
 
 
 def _select(data, predicate):
@@ -598,9 +607,7 @@ def _to_tuple(data, *args, handler=reraise_exception, missing_is_error=True, non
             if none_is_error:
                 for x in result:
                     if x is None:
-                        raise ValueError(
-                            f"to_tuple {args} got None values for sample keys {list(sample.keys())}"
-                        )
+                        raise ValueError(f"to_tuple {args} got None values for sample keys {list(sample.keys())}")
         except Exception as exn:
             if _handle(handler, exn, "to_tuple", sample):
                 continue
@@ -711,9 +718,7 @@ def combine_values(b, combine_tensors=True, combine_scalars=True, name=None):
     mod = _tensor_module(first)
     if mod is not None:
         if not all(isinstance(x, mod.Tensor) for x in b):
-            raise ValueError(
-                f"cannot collate field{_field_name(name)}: mixed {mod.__name__} tensors and other values"
-            )
+            raise ValueError(f"cannot collate field{_field_name(name)}: mixed {mod.__name__} tensors and other values")
         if not combine_tensors:
             return b
         _check_shapes(b, name, f"{mod.__name__} tensor")
@@ -753,7 +758,8 @@ def default_collation_fn(samples, combine_tensors=True, combine_scalars=True):
     """Make a batch from a list of samples (tuples/lists or dicts).
 
     Tuple samples give a list of collated columns (as ppwebdataset 0.2.86);
-    dict samples give a dict of collated fields, nested dicts included. See
+    dict samples give a dict of collated fields, nested dicts included; bare
+    values (e.g. a label per sample) are collated as one column. See
     ``combine_values`` for how each column is collated.
     """
     samples = list(samples)
@@ -776,7 +782,8 @@ def default_collation_fn(samples, combine_tensors=True, combine_scalars=True):
             combine_values(col, combine_tensors, combine_scalars, name=i)
             for i, col in enumerate(zip(*samples, strict=True))
         ]
-    raise ValueError(f"cannot collate samples of type {type(first).__name__}; use tuples or dicts")
+    # Bare values (a scalar, array or tensor per sample) form a single column.
+    return combine_values(samples, combine_tensors, combine_scalars)
 
 
 def _batched(data, batchsize=20, collation_fn=default_collation_fn, partial=True):
@@ -1236,6 +1243,7 @@ __all__ = [
     "reraise_exception",
     "rsample",
     "select",
+    "Shuffle",
     "shuffle",
     "slice",
     "to_tuple",

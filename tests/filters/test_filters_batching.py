@@ -78,8 +78,14 @@ def test_collate_mismatched_structure():
         F.default_collation_fn([(np.zeros(1),), ([0.0],)])
     with pytest.raises(ValueError, match="empty"):
         F.default_collation_fn([])
-    with pytest.raises(ValueError, match="type int"):
-        F.default_collation_fn([1, 2])
+    with pytest.raises(ValueError, match="mixed scalar"):
+        F.default_collation_fn([1, "x"])
+
+
+def test_collate_bare_values():
+    assert F.default_collation_fn([np.int64(1), np.int64(2)]).tolist() == [1, 2]
+    assert F.default_collation_fn([np.zeros(2), np.ones(2)]).shape == (2, 2)
+    assert F.default_collation_fn(["a", "b"]) == ["a", "b"]
 
 
 def test_collate_paddle_tensors():
@@ -185,11 +191,7 @@ def test_batch_unbatch_round_trip(rows, bs):
         assert x0.tolist() == x1.tolist() and a0 == a1 and b0 == b1 and c0 == c1
 
 
-@given(
-    st.lists(
-        st.fixed_dictionaries({"i": st.integers(0, 9), "s": st.text(max_size=3)}), min_size=1, max_size=20
-    )
-)
+@given(st.lists(st.fixed_dictionaries({"i": st.integers(0, 9), "s": st.text(max_size=3)}), min_size=1, max_size=20))
 def test_dict_round_trip(rows):
     back = list(F.unbatched()(F.batched(3)(iter(rows))))
     assert [{"i": int(r["i"]), "s": r["s"]} for r in back] == rows
