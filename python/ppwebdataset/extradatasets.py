@@ -110,9 +110,7 @@ class with_epoch(IterableDataset, PipelineStage):
 
     def __iter__(self):
         if self.dataset is None:
-            raise ValueError(
-                "with_epoch(length) is a pipeline stage; use with_epoch(dataset, length) to wrap"
-            )
+            raise ValueError("with_epoch(length) is a pipeline stage; use with_epoch(dataset, length) to wrap")
         return self._epoch()
 
     def __len__(self):

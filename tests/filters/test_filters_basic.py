@@ -8,8 +8,9 @@ import sys
 import types
 
 import numpy as np
-import ppwebdataset.filters as F
 import pytest
+
+import ppwebdataset.filters as F
 from ppwebdataset.errors import UnsafeOperationError
 from ppwebdataset.handlers import ignore_and_continue, ignore_and_stop, reraise_exception
 from ppwebdataset.pipeline import DataPipeline

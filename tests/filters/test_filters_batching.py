@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import ppwebdataset.filters as F
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+import ppwebdataset.filters as F
 
 
 def test_collate_tuples():

@@ -8,6 +8,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from ppwebdataset import mix
 from ppwebdataset.extradatasets import MockDataset, repeatedly, with_epoch, with_length
 from ppwebdataset.multi import MultiLoader

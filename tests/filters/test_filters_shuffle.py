@@ -10,10 +10,11 @@ import subprocess
 import sys
 from collections import Counter
 
-import ppwebdataset.filters as F
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import ppwebdataset.filters as F
 from ppwebdataset._core import ShuffleBuffer
 from ppwebdataset.pipeline import DataPipeline
 
