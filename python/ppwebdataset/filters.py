@@ -324,9 +324,9 @@ class Shuffle(PipelineStage):
     reproducible, but epochs do not repeat the same order (webdataset gives
     the identical order every epoch). The seed does not mix in the rank or
     worker, so a shuffle placed before node splitting gives every rank the
-    same permutation. Use ``detshuffle`` for an explicit epoch counter. The
-    pass counter lives in each process: DataLoader workers that are not
-    persistent start from pass 0 every epoch.
+    same permutation. The pass counter lives in each process: DataLoader
+    workers that are not persistent start from pass 0 every epoch unless
+    ``set_epoch`` (or ``WebDataset.set_epoch``) is called before each epoch.
     """
 
     def __init__(self, bufsize=1000, initial=100, rng=None, seed=None, handler=None):
@@ -338,6 +338,10 @@ class Shuffle(PipelineStage):
         self.seed = seed
         self.handler = handler
         self.passes = 0
+
+    def set_epoch(self, epoch):
+        """Make the next pass use pass number ``epoch`` (for DataLoader workers that restart)."""
+        self.passes = int(epoch)
 
     def run(self, src):
         n = self.passes
@@ -450,7 +454,7 @@ def _image_handler(spec):
     return make(spec)
 
 
-def _decode(data, *args, handler=reraise_exception, **kw):
+def _decode(data, /, *args, handler=reraise_exception, **kw):
     """Decode dict samples with ``autodecode.Decoder``; string arguments are image specs ("rgb8")."""
     from .autodecode import Decoder
 
@@ -494,7 +498,7 @@ def _listify(v):
     return v.split(";") if isinstance(v, str) else v
 
 
-def _rename(data, handler=reraise_exception, keep=True, **kw):
+def _rename(data, /, handler=reraise_exception, keep=True, **kw):
     """Rename fields: ``rename(image="jpg;png")``; the first present alternative wins.
 
     With ``keep=True`` other fields are kept (the renamed sources removed);
@@ -518,7 +522,7 @@ def _rename(data, handler=reraise_exception, keep=True, **kw):
 rename = pipelinefilter(_rename)
 
 
-def _associate(data, associator, **kw):
+def _associate(data, /, associator, **kw):
     """Merge extra fields into each sample: ``associator(key)`` or ``associator.get(key, {})``."""
     for sample in data:
         if callable(associator):
@@ -532,7 +536,7 @@ def _associate(data, associator, **kw):
 associate = pipelinefilter(_associate)
 
 
-def _map_dict(data, handler=reraise_exception, **kw):
+def _map_dict(data, /, handler=reraise_exception, **kw):
     """Apply per-field functions: ``map_dict(jpg=f, cls=g)`` (in place)."""
     if not kw:
         raise ValueError("map_dict needs at least one field=function argument")
@@ -915,7 +919,7 @@ def _extract_keys(source, *patterns, duplicate_is_error=True, ignore_missing=Fal
 extract_keys = pipelinefilter(_extract_keys)
 
 
-def _rename_keys(source, *args, keep_unselected=False, must_match=True, duplicate_is_error=True, **kw):
+def _rename_keys(source, /, *args, keep_unselected=False, must_match=True, duplicate_is_error=True, **kw):
     """Rename fields by glob patterns on the lower-cased basename: ``rename_keys(image="*.jpg")``.
 
     Positional arguments are ``(new_name, pattern)`` pairs; later patterns win.
@@ -1013,7 +1017,7 @@ def find_decoder(decoders, path):
     return None
 
 
-def _xdecode(source, *args, must_decode=True, defaults=default_decoders, **kw):
+def _xdecode(source, /, *args, must_decode=True, defaults=default_decoders, **kw):
     """Decode fields with ``(glob, fn)`` pairs; ``fn`` gets a file-like object.
 
     ``xdecode(("*.png", fn))`` or ``xdecode(png=fn)``; later decoders win, a

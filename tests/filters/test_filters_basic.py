@@ -417,3 +417,14 @@ def test_reraise_exception_is_exported():
     assert F.reraise_exception is reraise_exception
     with pytest.raises(KeyError):
         F.reraise_exception(KeyError("x"))
+
+
+def test_fields_named_like_the_stream_parameter():
+    # Upstream's first parameter (`data`/`source`) clashed with fields of the same name.
+    src = [{"__key__": "a", "data": 1, "source": 2}]
+    assert list(F.rename(data="source", keep=False)(iter(src))) == [{"data": 2}]
+    assert list(F.map_dict(data=double, source=double)(iter([dict(src[0])]))) == [
+        {"__key__": "a", "data": 2, "source": 4}
+    ]
+    assert list(F.rename_keys(data="data")(iter(src))) == [{"data": 1}]
+    assert list(F.xdecode(data=False, source=False, must_decode=False)(iter(src))) == src
