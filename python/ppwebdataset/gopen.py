@@ -14,6 +14,7 @@ with the AIStore CLI), ``HF_TOKEN`` / ``HF_ENDPOINT`` (``hf:`` URLs).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -94,13 +95,15 @@ class Pipe:
     * A failing child raises ``OSError`` naming the URL (or command) and its exit
       status, plus the tail of its stderr when that was captured. Statuses in
       ``ignore_status`` (0 and SIGPIPE always) do not count as failures.
-    * Status is checked after each read, at end of data and on ``close()``.
-    * ``close()`` always reaps the child. A reader that closes before the end
-      terminates the child (and, for shell pipes, its whole process group) and
-      does not judge its status. A writer waits up to ``timeout`` seconds for
-      the child to finish.
+    * Readers: the status is checked after each read and at end of data, so a
+      failure surfaces before the consumer can mistake a cut stream for a whole
+      one. ``close()`` never raises: a reader that stops early has what it
+      wanted, and closing often runs in ``finally`` blocks. A child still running
+      is terminated (for shell pipes, with its whole process group).
+    * Writers: ``close()`` waits up to ``timeout`` seconds for the child and
+      raises if it failed (that is where an upload failure shows).
     * An unclosed Pipe that is garbage collected, or still open at exit, is
-      reaped quietly.
+      cleaned up quietly (a writer's child is still allowed to finish).
     """
 
     def __init__(
@@ -290,18 +293,12 @@ class Pipe:
             self._stderr.close()
 
     def close(self):
-        """Close the stream and reap the child; raise if it failed on its own."""
+        """Close the stream and reap the child (a writer's failure raises here)."""
         if self._closed:
             return
         try:
             if self.mode[0] == "r":
-                running = self.status is None and self.proc.poll() is None
-                self.stream.close()
-                if running:
-                    # Stopped early: the rest of the output is unwanted.
-                    self.status = self._stop()
-                    return
-                self.wait_for_child()
+                self._close_reader()
             else:
                 try:
                     self.stream.close()
@@ -320,20 +317,33 @@ class Pipe:
         finally:
             self._finish()
 
+    def _close_reader(self):
+        running = self.status is None and self.proc.poll() is None
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        if running:
+            self.status = self._stop()  # the rest of the output is unwanted
+        elif self.status is None:
+            self.status = self.proc.returncode
+        if not self._reported:
+            self._reported = True
+            _note(f"# pipe closed [{self.status} {os.getpid()}:{self.proc.pid}] {self._describe()}")
+
     def _abandon(self):
         """Quiet cleanup for garbage collection and interpreter exit."""
         if self._closed:
             return
         try:
-            try:
-                self.stream.close()
-            except OSError:
-                pass
-            if self.status is None:
-                if self.proc.poll() is None:
-                    self.status = self._stop()
-                else:
-                    self.status = self.proc.returncode
+            if self.mode[0] == "r":
+                self._close_reader()
+            else:
+                with contextlib.suppress(OSError):
+                    self.stream.close()
+                if self.status is None:
+                    try:
+                        self.status = self.proc.wait(timeout=self.timeout)
+                    except subprocess.TimeoutExpired:
+                        self.status = self._stop()
         except Exception:
             pass
         finally:

@@ -9,9 +9,8 @@ import os
 import sys
 import warnings
 
-import pytest
-
 import ppwebdataset as wds
+import pytest
 from ppwebdataset.errors import UnsafeOperationError
 
 G = importlib.import_module("ppwebdataset.gopen")
@@ -181,6 +180,27 @@ def test_pipe_failure_reported_once(monkeypatch):
         f.read()
     f.close()  # already reported: closing does not raise again
     assert f.closed
+
+
+def test_reader_close_does_not_raise(monkeypatch):
+    # A failure first seen at close() concerns data the reader did not ask for.
+    monkeypatch.setattr(G, "ALLOW_PIPE", True)
+    f = G.gopen("pipe:exit 5")
+    f.proc.wait()
+    f.close()
+    assert f.status == 5 and f.closed
+
+
+def test_writer_left_open_still_finishes(tmp_path, monkeypatch):
+    monkeypatch.setattr(G, "ALLOW_PIPE", True)
+    out = tmp_path / "late.bin"
+    f = G.gopen(f"pipe:cat > '{out}'", "wb")
+    f.write(b"kept")
+    proc = f.proc
+    del f
+    gc.collect()
+    assert proc.returncode == 0
+    assert out.read_bytes() == b"kept"
 
 
 def test_pipe_early_close_kills_process_group(tmp_path, monkeypatch, helpers):
