@@ -37,7 +37,9 @@ info: dict = {}
 
 # A reader that stops early makes the writer die of SIGPIPE: as a shell status
 # (141) or as a signal (-13) when the child is not a shell.
-_SIGPIPE_STATUSES = (141, -signal.SIGPIPE)
+_SIGPIPE_STATUSES = (141, -getattr(signal, "SIGPIPE", 13))
+
+_POSIX = os.name == "posix"
 
 # Seconds a stopped child gets to exit after SIGTERM before it is killed.
 _TERM_GRACE = 5.0
@@ -129,7 +131,7 @@ class Pipe:
         self.status = None
         self._reported = False
         self._closed = False
-        self._group = bool(kw.get("process_group") == 0 or kw.get("start_new_session"))
+        self._group = _POSIX and bool(kw.get("process_group") == 0 or kw.get("start_new_session"))
         self._stderr = None
         if capture_stderr and "stderr" not in kw:
             self._stderr = tempfile.TemporaryFile()
@@ -219,6 +221,8 @@ class Pipe:
         return data
 
     def readinto(self, buf):
+        if memoryview(buf).nbytes == 0:
+            return 0
         n = self.stream.readinto(buf)
         if n:
             self.check_status()
@@ -411,21 +415,27 @@ def gopen_pipe(url, mode="rb", bufsize=8192):
         raise ValueError(f"{mode}: unknown mode")
     cmd = url[5:] if url.startswith("pipe:") else url
     # Own process group, so stopping early also stops the commands the shell started.
-    return Pipe(cmd, mode=mode, shell=True, bufsize=bufsize, url=url, process_group=0)
+    group = dict(process_group=0) if _POSIX else {}
+    return Pipe(cmd, mode=mode, shell=True, bufsize=bufsize, url=url, **group)
 
 
 def _run(argv, url, mode, bufsize, ignore_status=(), **kw):
     if mode[0] not in "rw":
         raise ValueError(f"{mode}: unknown mode")
-    return Pipe(
-        argv,
-        mode=mode,
-        bufsize=bufsize,
-        ignore_status=list(ignore_status),
-        url=url,
-        capture_stderr=not _verbose(),
-        **kw,
-    )
+    try:
+        return Pipe(
+            argv,
+            mode=mode,
+            bufsize=bufsize,
+            ignore_status=list(ignore_status),
+            url=url,
+            capture_stderr=not _verbose(),
+            **kw,
+        )
+    except FileNotFoundError as exn:
+        raise FileNotFoundError(
+            exn.errno, f"{url}: the {argv[0]!r} program, needed for this URL scheme, is not on PATH"
+        ) from exn
 
 
 #: Options for every curl call: retry transient errors, fail on HTTP errors, and no URL

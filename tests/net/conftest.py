@@ -89,6 +89,25 @@ class Server:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+            def do_PUT(self):
+                path = unquote(self.path)
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = bytearray()
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with outer.lock:
+                    outer.files[path] = bytes(body)
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]

@@ -205,6 +205,9 @@ def test_file_cache_honours_url_to_name(tmp_path, server, helpers):
     fc = C.FileCache(str(tmp_path), url_to_name=lambda u: "mine-" + u.rsplit("/", 1)[-1])
     (got,) = drain(fc([server.url("/d/x.tar")]))
     assert got[2] == str(tmp_path / "mine-x.tar")
+    fc_sub = C.FileCache(str(tmp_path), url_to_name=lambda u: "sub/dir/" + u.rsplit("/", 1)[-1])
+    (got_sub,) = drain(fc_sub([server.url("/d/x.tar")]))
+    assert got_sub[2] == str(tmp_path / "sub" / "dir" / "x.tar")
     # pipe_cleaner (WebDataset's default) returns a URL: it is turned into a hashed name.
     fc2 = C.FileCache(str(tmp_path / "c2"), url_to_name=C.pipe_cleaner)
     (got2,) = drain(fc2([server.url("/d/x.tar")]))
