@@ -496,10 +496,10 @@ def _hf_token():
         token = os.environ.get(name, "").strip()
         if token:
             return token
-    path = os.environ.get("HF_TOKEN_PATH") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"),
-        "token",
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
+    path = os.environ.get("HF_TOKEN_PATH") or os.path.join(os.path.expanduser(home), "token")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip() or None

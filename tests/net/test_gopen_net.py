@@ -477,6 +477,18 @@ def test_hf_token_file(tmp_path, monkeypatch, server):
     assert server.headers["/o/m/resolve/main/w.bin"]["Authorization"] == "Bearer hf_from_file"
 
 
+def test_hf_token_file_under_hf_home(tmp_path, monkeypatch, fake_tools):
+    (tmp_path / "hfhome").mkdir()
+    (tmp_path / "hfhome" / "token").write_text("hf_home_token")
+    monkeypatch.delenv("HF_TOKEN_PATH")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    fake_tools.action("readstdin")
+    fake_tools.data.write_bytes(b"w")
+    with G.gopen("hf://o/m/w.bin") as f:
+        assert f.read() == b"w"
+    assert "Bearer hf_home_token" in fake_tools.stdin("curl").decode()
+
+
 def test_hf_is_read_only():
     with pytest.raises(ValueError, match="read-only"):
         G.gopen("hf://o/r/x", "wb")
