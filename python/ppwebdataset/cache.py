@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import logging
 import os
 import re
@@ -34,10 +35,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
-from .filters import pipelinefilter
-from .gopen import gopen, local_path, scheme_of
+from . import filters
+from .gopen import local_path, scheme_of
 from .handlers import reraise_exception
+from .tariterators import group_by_keys, tar_file_expander
 from .utils import obsolete
+
+# The module, as in upstream (the package-level ``gopen`` is the function). Calls go through
+# it so that replacing ``ppwebdataset.gopen.gopen`` also changes how the cache opens URLs.
+gopen = importlib.import_module(".gopen", __package__)
 
 try:
     import fcntl
@@ -431,7 +437,7 @@ def download(url, dest, chunk_size=1024**2, verbose=False, *, validator=None):
     os.makedirs(folder, exist_ok=True)
     fd, temp = _temp_file(folder)
     try:
-        with os.fdopen(fd, "wb") as out, gopen(url, "rb") as stream:
+        with os.fdopen(fd, "wb") as out, gopen.gopen(url, "rb") as stream:
             while True:
                 data = stream.read(chunk_size)
                 if not data:
@@ -490,7 +496,7 @@ class StreamingOpen:
                 if path is not None:
                     item = _open_local(url, path)
                 else:
-                    item = dict(url=url, stream=gopen(url, "rb"))
+                    item = dict(url=url, stream=gopen.gopen(url, "rb"))
             except Exception as exn:
                 if self.handler(exn):
                     continue
@@ -714,8 +720,6 @@ def cached_tarfile_samples(
     rename_files=None,
 ):
     """Samples from tar shards opened through a file cache."""
-    from .tariterators import group_by_keys, tar_file_expander
-
     streams = cached_url_opener(
         src,
         handler=handler,
@@ -730,7 +734,7 @@ def cached_tarfile_samples(
 
 
 #: ``cached_tarfile_samples`` as a pipeline stage factory (upstream's ``pipelinefilter``).
-cached_tarfile_to_samples = pipelinefilter(cached_tarfile_samples)
+cached_tarfile_to_samples = filters.pipelinefilter(cached_tarfile_samples)
 
 
 __all__ = [

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import weakref
+from subprocess import PIPE, Popen
 from urllib.parse import quote, unquote, urlparse
 from urllib.request import url2pathname
 
@@ -114,7 +115,7 @@ class Pipe:
         mode=None,
         timeout=7200.0,
         ignore_errors=False,
-        ignore_status=None,
+        ignore_status=[],  # noqa: B006 - upstream's default, only ever copied
         url=None,
         capture_stderr=False,
         **kw,
@@ -138,10 +139,10 @@ class Pipe:
             kw["stderr"] = self._stderr
         try:
             if mode[0] == "r":
-                self.proc = subprocess.Popen(*args, stdout=subprocess.PIPE, **kw)
+                self.proc = Popen(*args, stdout=PIPE, **kw)
                 self.stream = self.proc.stdout
             else:
-                self.proc = subprocess.Popen(*args, stdin=subprocess.PIPE, **kw)
+                self.proc = Popen(*args, stdin=PIPE, **kw)
                 self.stream = self.proc.stdin
         except BaseException:
             if self._stderr is not None:
@@ -188,7 +189,7 @@ class Pipe:
         if self.status < 0:
             how = f"was killed by signal {-self.status}"
         else:
-            how = f"exited with status {self.status}"
+            how = f"failed with exit status {self.status}"
         msg = f"{self._describe()}: {self._program()} {how}"
         tail = self._stderr_tail()
         if tail:
@@ -520,7 +521,7 @@ def gopen_hf(url, mode="rb", bufsize=8192):
     if not token:
         return _run(["curl", *CURL_OPTIONS, "--", https], url, mode, bufsize, ignore_status=[23])
     argv = ["curl", *CURL_OPTIONS, "-K", "-", "--", https]
-    pipe = _run(argv, url, mode, bufsize, ignore_status=[23], stdin=subprocess.PIPE)
+    pipe = _run(argv, url, mode, bufsize, ignore_status=[23], stdin=PIPE)
     escaped = token.replace("\\", "\\\\").replace('"', '\\"')
     try:
         pipe.proc.stdin.write(f'header = "Authorization: Bearer {escaped}"\n'.encode())

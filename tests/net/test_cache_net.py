@@ -14,8 +14,9 @@ import threading
 import time
 import warnings
 
-import ppwebdataset as wds
 import pytest
+
+import ppwebdataset as wds
 from ppwebdataset import cache as C
 from ppwebdataset.handlers import ignore_and_continue, ignore_and_stop
 from ppwebdataset.utils import ObsoleteException
@@ -283,6 +284,21 @@ def test_verbose_cache_env(tmp_path, server, helpers, monkeypatch, capfd):
     monkeypatch.setenv("WDS_VERBOSE_CACHE", "1")
     drain(C.FileCache(str(tmp_path))([server.url("/v.tar")]))
     assert f"downloading {server.url('/v.tar')}" in capfd.readouterr().err
+
+
+def test_replacing_the_gopen_function_changes_how_the_cache_opens(tmp_path, helpers, monkeypatch):
+    data = helpers.shard("m", 2)
+    opened = []
+
+    def fake_gopen(url, mode="rb", bufsize=8192, **kw):
+        opened.append(url)
+        return io.BytesIO(data)
+
+    monkeypatch.setattr(C.gopen, "gopen", fake_gopen)
+    (got,) = drain(C.FileCache(str(tmp_path))(["custom://bucket/m.tar"]))
+    assert got[1] == data and opened == ["custom://bucket/m.tar"]
+    (got,) = drain(C.StreamingOpen()(["custom://bucket/m.tar"]))
+    assert got[1] == data
 
 
 # ---------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import os
 import sys
 import warnings
 
-import ppwebdataset as wds
 import pytest
+
+import ppwebdataset as wds
 from ppwebdataset.errors import UnsafeOperationError
 
 G = importlib.import_module("ppwebdataset.gopen")
@@ -179,7 +180,7 @@ def test_pipe_allowed_via_package_attribute(monkeypatch):
 def test_pipe_failure_names_url_and_status(monkeypatch):
     monkeypatch.setattr(G, "ALLOW_PIPE", True)
     url = "pipe:echo partial; exit 3"
-    with pytest.raises(OSError, match=r"pipe:echo partial; exit 3: shell command exited with status 3"):
+    with pytest.raises(OSError, match=r"pipe:echo partial; exit 3: shell command failed with exit status 3"):
         with G.gopen(url) as f:
             while f.read(10):
                 pass
@@ -239,7 +240,7 @@ def test_pipe_write(tmp_path, monkeypatch):
 def test_pipe_write_failure_raises_on_close(tmp_path, monkeypatch):
     monkeypatch.setattr(G, "ALLOW_PIPE", True)
     # Reported by write() if the child is already gone, else by close(); never twice.
-    with pytest.raises(OSError, match="shell command exited with status 2"):
+    with pytest.raises(OSError, match="shell command failed with exit status 2"):
         with G.gopen(f"pipe:cat > '{tmp_path}/no/such/dir/x'", "wb") as f:
             f.write(b"x")
 
@@ -285,7 +286,7 @@ def test_http_404_names_url_and_status(server):
             f.read()
     msg = str(info.value)
     assert url in msg
-    assert "status 22" in msg  # curl's exit status for an HTTP error
+    assert "exit status 22" in msg  # curl's exit status for an HTTP error
     assert "404" in msg  # curl's own message, captured from stderr
 
 
@@ -400,7 +401,7 @@ def test_cloud_failure_names_url_status_and_stderr(fake_tools):
         with G.gopen(url) as f:
             f.read()
     msg = str(info.value)
-    assert url in msg and "aws exited with status 3" in msg and "fake failure" in msg
+    assert url in msg and "aws failed with exit status 3" in msg and "fake failure" in msg
 
 
 def test_use_ais_for(fake_tools, monkeypatch):
