@@ -12,7 +12,9 @@ The cache is safe to share between threads and processes:
 * cache names are a hash of the full URL plus its readable basename, so shards
   with the same basename from different places do not collide;
 * with ``cache_size > 0``, the least recently *used* files are evicted (every
-  use touches the file), never a file that is being read through this module.
+  use touches the file), never one this process is handing out or reading
+  (another process may unlink it, but on POSIX an open file stays readable,
+  and a file that vanishes before it is opened is fetched again).
 
 Environment: ``WDS_CACHE`` (cache directory), ``WDS_CACHE_SIZE`` (bytes),
 ``WDS_VERBOSE_CACHE=1`` (report downloads and evictions on stderr).
