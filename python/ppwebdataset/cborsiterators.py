@@ -43,6 +43,12 @@ class _Peekable:
         self.stream = stream
         self.head = b""
 
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
     def peek(self, n=1):
         if not self.head:
             self.head = self.stream.read(max(n, 1 << 16)) or b""

@@ -170,12 +170,16 @@ def _json_bytes(x):
     return json.dumps(x).encode("utf-8")
 
 
-def _image_encoder(fmt):
-    def encode(data):
-        return imageencoder(data, fmt)
+class _ImageEncoder:
+    # A class, not a closure, so handler tables pickle.
+    def __init__(self, fmt):
+        self.fmt = fmt
 
-    encode.__name__ = f"encode_{fmt}"
-    return encode
+    def __call__(self, data):
+        return imageencoder(data, self.fmt)
+
+    def __repr__(self):
+        return f"<image encoder {self.fmt}>"
 
 
 def add_handlers(d, keys, value):
@@ -200,10 +204,10 @@ def make_handlers():
     add_handlers(handlers, "json jsn", _json_bytes)
     add_handlers(handlers, "mp msgpack msg", mp_dumps)
     add_handlers(handlers, "cbor", cbor_dumps)
-    add_handlers(handlers, "jpg jpeg img image", _image_encoder("jpg"))
+    add_handlers(handlers, "jpg jpeg img image", _ImageEncoder("jpg"))
     for fmt in ("png", "pbm", "pgm", "ppm", "webp"):
-        add_handlers(handlers, fmt, _image_encoder(fmt))
-    add_handlers(handlers, "tiff tif", _image_encoder("tiff"))
+        add_handlers(handlers, fmt, _ImageEncoder(fmt))
+    add_handlers(handlers, "tiff tif", _ImageEncoder("tiff"))
     return handlers
 
 
@@ -500,7 +504,8 @@ class ShardWriter:
             return self.pattern % shard
         except TypeError as exn:
             raise TypeError(
-                f"ShardWriter pattern {self.pattern!r} needs one %-format for the shard number, e.g. 'out-%06d.tar'"
+                f"ShardWriter pattern {self.pattern!r} needs one %-format for the shard number, "
+                "e.g. 'out-%06d.tar'"
             ) from exn
 
     def next_stream(self):
