@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 
 _COMPRESSIONS = ("gz", "bz2", "xz")
 
+# Stream types whose write() never keeps a reference to its argument: the
+# native encoder may lend them its buffer instead of copying it.
+_NON_RETAINING = (
+    io.BufferedWriter,
+    io.BufferedRandom,
+    io.FileIO,
+    io.BytesIO,
+    gzip.GzipFile,
+    bz2.BZ2File,
+    lzma.LZMAFile,
+)
+
 
 # ---------------------------------------------------------------------------
 # Encoders
@@ -384,6 +396,7 @@ class TarWriter:
                 keep_meta=keep_meta,
                 handlers=handlers,
                 int_encoder=_int_bytes,
+                zero_copy=type(self._zstream if self._zstream is not None else stream) in _NON_RETAINING,
             )
         except BaseException:
             if self.own_fileobj is not None:

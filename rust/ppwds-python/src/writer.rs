@@ -14,6 +14,7 @@ use ppwds_core::tar::writer::{
     append_padding, check_name, end_of_archive_len, gzip_bytes, HeaderTemplate, MemberMeta,
 };
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString};
 
@@ -81,6 +82,7 @@ pub struct PyTarEncoder {
     int_encoder: Option<Py<PyAny>>,
     ext_names: HashMap<String, Py<PyString>>,
     buf: Vec<u8>,
+    zero_copy: bool,
     flush_at: usize,
     written: u64,
     finished: bool,
@@ -111,9 +113,40 @@ impl PyTarEncoder {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = PyBytes::new(py, &self.buf);
+        let result = if self.zero_copy {
+            self.write_borrowed(py)
+        } else {
+            let chunk = PyBytes::new(py, &self.buf);
+            self.write_all(py, &chunk)
+        };
         self.buf.clear();
-        self.write_all(py, &chunk)
+        result
+    }
+
+    /// Writes `buf` through read-only memoryviews over it (no copy).
+    ///
+    /// Only used for stream types known not to keep a reference to what
+    /// they are given, since the memory is reused afterwards.
+    fn write_borrowed(&self, py: Python<'_>) -> PyResult<()> {
+        let write = self.write.bind(py);
+        let total = self.buf.len();
+        let mut done = 0;
+        while done < total {
+            let rest = &self.buf[done..];
+            // SAFETY: `rest` stays alive and unchanged until the view is released below.
+            let view = unsafe {
+                let ptr = ffi::PyMemoryView_FromMemory(
+                    rest.as_ptr() as *mut std::os::raw::c_char,
+                    rest.len() as ffi::Py_ssize_t,
+                    ffi::PyBUF_READ,
+                );
+                Bound::from_owned_ptr_or_err(py, ptr)?
+            };
+            let n = write_once(write, &view, rest.len());
+            view.call_method0("release")?;
+            done += n?;
+        }
+        Ok(())
     }
 
     fn handler_for<'py>(
@@ -233,8 +266,10 @@ impl PyTarEncoder {
     /// `mtime=None` stamps each sample with the current time.
     /// `handlers`: extension → encoder table; `None` means values are already encoded.
     /// `int_encoder`: the table's int encoder, which may be skipped for plain ints.
+    /// `zero_copy`: the stream never keeps what `write` is given (builtin files),
+    /// so buffered data may be lent to it instead of copied.
     #[new]
-    #[pyo3(signature = (stream, *, user="bigdata", group="bigdata", mode=0o444, mtime=None, keep_meta=false, handlers=None, int_encoder=None, buffer_size=1<<20))]
+    #[pyo3(signature = (stream, *, user="bigdata", group="bigdata", mode=0o444, mtime=None, keep_meta=false, handlers=None, int_encoder=None, buffer_size=1<<20, zero_copy=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         stream: &Bound<'_, PyAny>,
@@ -246,6 +281,7 @@ impl PyTarEncoder {
         handlers: Option<Py<PyDict>>,
         int_encoder: Option<Py<PyAny>>,
         buffer_size: usize,
+        zero_copy: bool,
     ) -> PyResult<Self> {
         let write = stream.getattr("write").map_err(|_| {
             PyTypeError::new_err("TarWriter needs a binary stream with a write() method")
@@ -268,6 +304,7 @@ impl PyTarEncoder {
             int_encoder,
             ext_names: HashMap::new(),
             buf: Vec::with_capacity(buffer_size.min(64 << 20) + 4 * BLOCK),
+            zero_copy,
             flush_at: buffer_size.max(BLOCK),
             written: 0,
             finished: false,
