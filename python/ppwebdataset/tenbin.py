@@ -176,9 +176,7 @@ def decode_list(l, infos=False):  # noqa: E741 - upstream parameter name
         for d in shape:
             count *= d
         if count * dtype.itemsize != bytelen(data):
-            raise ValueError(
-                f"tenbin data of {bytelen(data)} bytes does not match shape {shape} of {dtype.name}"
-            )
+            raise ValueError(f"tenbin data of {bytelen(data)} bytes does not match shape {shape} of {dtype.name}")
         result.append(np.frombuffer(data, dtype=dtype, count=count).reshape(shape))
         found.append(info)
     return check_infos(result, found, infos)

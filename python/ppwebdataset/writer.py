@@ -517,8 +517,7 @@ class ShardWriter:
             return self.pattern % shard
         except TypeError as exn:
             raise TypeError(
-                f"ShardWriter pattern {self.pattern!r} needs one %-format for the shard number, "
-                "e.g. 'out-%06d.tar'"
+                f"ShardWriter pattern {self.pattern!r} needs one %-format for the shard number, e.g. 'out-%06d.tar'"
             ) from exn
 
     def next_stream(self):

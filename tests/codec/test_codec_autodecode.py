@@ -9,8 +9,9 @@ import json
 import pickle
 
 import numpy as np
-import ppwebdataset as wds
 import pytest
+
+import ppwebdataset as wds
 from ppwebdataset import autodecode as ad
 from ppwebdataset.errors import DecodingError, UnsafeOperationError
 
@@ -41,6 +42,7 @@ def no_pickle(monkeypatch):
 def test_basic_types(no_pickle):
     import cbor2
     import msgpack
+
     from ppwebdataset import tenbin
 
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -131,9 +133,7 @@ def test_meta_fields_are_not_decoded_and_bytes_become_str():
 
 
 def test_gz_fields_are_decoded_by_inner_extension_and_keep_their_key():
-    out = ad.Decoder([])(
-        {"__key__": "k", "json.gz": gzip.compress(b'{"x": 1}'), "bin.gz": gzip.compress(b"z")}
-    )
+    out = ad.Decoder([])({"__key__": "k", "json.gz": gzip.compress(b'{"x": 1}'), "bin.gz": gzip.compress(b"z")})
     assert out["json.gz"] == {"x": 1}
     assert out["bin.gz"] == b"z"
 
@@ -321,9 +321,7 @@ def test_numpy_spec_values():
     assert rgba.shape == (5, 7, 4) and (rgba[:, :, 3] == 255).all()
 
 
-@pytest.mark.parametrize(
-    ("spec", "mode"), [("pil", "RGB"), ("pilrgb", "RGB"), ("pilrgba", "RGBA"), ("pill", "L")]
-)
+@pytest.mark.parametrize(("spec", "mode"), [("pil", "RGB"), ("pilrgb", "RGB"), ("pilrgba", "RGBA"), ("pill", "L")])
 def test_pil_specs(spec, mode):
     img = ad.imagehandler(spec)(".png", png_bytes(RGB))
     assert img.mode == mode

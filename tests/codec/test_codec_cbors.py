@@ -6,6 +6,7 @@ import io
 import pickle
 
 import pytest
+
 from ppwebdataset import cborsiterators as cb
 from ppwebdataset.handlers import ignore_and_continue, ignore_and_stop
 
@@ -22,9 +23,7 @@ def make_shard(path, items):
 @pytest.fixture
 def shards(tmp_path):
     return [
-        make_shard(
-            tmp_path / f"s{n}.cbors", [{"__key__": f"{n}-{i}", "v": i, "b": b"x" * i} for i in range(5)]
-        )
+        make_shard(tmp_path / f"s{n}.cbors", [{"__key__": f"{n}-{i}", "v": i, "b": b"x" * i} for i in range(5)])
         for n in range(3)
     ]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import ppwebdataset as wds
 import pytest
+
+import ppwebdataset as wds
 from ppwebdataset._core import TarSampleReader
 
 

@@ -15,10 +15,11 @@ import time
 import warnings
 
 import numpy as np
-import ppwebdataset as wds
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import ppwebdataset as wds
 from ppwebdataset import writer as W
 from ppwebdataset._core import TarSampleReader
 
@@ -65,9 +66,7 @@ def test_sizes_round_trip(size):
 
 
 def test_header_fields_round_trip():
-    data = write_samples(
-        [{"__key__": "a", "txt": "x"}], user="alice", group="staff", mode=0o640, mtime=1_234_567_890
-    )
+    data = write_samples([{"__key__": "a", "txt": "x"}], user="alice", group="staff", mode=0o640, mtime=1_234_567_890)
     [(_, _, ti)] = members(data)
     assert ti.mtime == 1_234_567_890
     assert ti.mode == 0o640
