@@ -13,8 +13,11 @@ False: stop, raise: propagate).
 
 from __future__ import annotations
 
+import functools
+
 from .gopen import gopen
 from .handlers import reraise_exception
+from .tariterators import url_opener  # noqa: F401 - part of the 0.2.86 module namespace
 
 
 class _Stage:
@@ -27,10 +30,10 @@ class _Stage:
 
 
 class _StageFactory:
+    # inspect.signature() follows __wrapped__, so the factory shows f's parameters.
     def __init__(self, f):
         self.f = f
-        self.__name__ = getattr(f, "__name__", "stage")
-        self.__doc__ = getattr(f, "__doc__", None)
+        functools.update_wrapper(self, f)
 
     def __call__(self, *args, **kw):
         return _Stage(self.f, args, kw)
