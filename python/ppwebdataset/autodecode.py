@@ -229,7 +229,21 @@ def _utf8(data):
     return data.decode("utf-8")
 
 
+_scan_json = json.JSONDecoder().scan_once
+
+
 def _json(data):
+    # Same result as json.loads(data); objects and arrays in UTF-8 skip its
+    # encoding sniffing and whitespace regexes. Anything else (or any doubt)
+    # goes to json.loads, which also produces the usual error messages.
+    if data[:1] in (b"{", b"[") and data[1:2] != b"\0":
+        text = data.decode("utf-8", "surrogatepass")
+        try:
+            value, end = _scan_json(text, 0)
+        except (StopIteration, ValueError):
+            return json.loads(data)
+        if end == len(text):
+            return value
     return json.loads(data)
 
 
@@ -570,20 +584,27 @@ class Decoder:
         self.handlers = _check_handlers("pre", pre) + handlers + _check_handlers("post", post)
         self.partial = partial
         self._plans = {}
+        self._fields = {}
         self._planned_for = None
+        self._planned_len = -1
 
     # -- dispatch plans ---------------------------------------------------
 
-    def _plan(self, key, start=0):
-        """The calls to make for ``key``: (function, takes_key, handler index) triples."""
+    def _check_plans(self):
         handlers = self.handlers
-        if self._planned_for != (id(handlers), len(handlers)):
+        if handlers is not self._planned_for or len(handlers) != self._planned_len:
             # The handler list was replaced or changed: forget old plans.
             self._plans.clear()
-            self._planned_for = (id(handlers), len(handlers))
+            self._fields.clear()
+            self._planned_for = handlers
+            self._planned_len = len(handlers)
+
+    def _plan(self, key, start=0):
+        """The calls to make for ``key``: (function, takes_key, handler index) triples."""
         plan = self._plans.get((key, start))
         if plan is not None:
             return plan
+        handlers = self.handlers
         steps = []
         for i in range(start, len(handlers)):
             h = handlers[i]
@@ -597,8 +618,14 @@ class Decoder:
         plan = tuple(steps)
         if len(self._plans) >= _PLAN_CACHE_LIMIT:
             self._plans.clear()
+            self._fields.clear()
         self._plans[(key, start)] = plan
         return plan
+
+    def _field(self, k):
+        key = "." + k
+        entry = self._fields[k] = (key, self._plan(key))
+        return entry
 
     def _run(self, key, data, start=0):
         for f, takes_key, i in self._plan(key, start):
@@ -612,15 +639,17 @@ class Decoder:
 
     def decode1(self, key, data):
         """Decode one field; ``key`` is the extension without the leading dot."""
+        self._check_plans()
         return self._run("." + key, data)
 
     def decode(self, sample):
         """Decode every field of a sample dict and return a new dict."""
         if not isinstance(sample, dict):
             raise TypeError(f"Decoder expects a sample dict, got {type(sample).__name__}")
+        self._check_plans()
         result = {}
         only = self.only
-        partial = self.partial
+        fields = self._fields
         k = None
         try:
             for k, v in sample.items():
@@ -631,21 +660,39 @@ class Decoder:
                         except UnicodeDecodeError:
                             warnings.warn(f"metadata field {k!r} is not valid UTF-8; kept as bytes")
                     result[k] = v
-                elif only is not None and k not in only:
+                    continue
+                if only is not None and k not in only:
                     result[k] = v
-                elif isinstance(v, bytes):
-                    result[k] = self._run("." + k, v)
-                elif partial:
+                    continue
+                if not isinstance(v, bytes):
+                    if not self.partial:
+                        raise ValueError(
+                            f"field {k!r} holds {type(v).__name__}, not bytes "
+                            "(already decoded? use partial=True to pass such values through)"
+                        )
                     result[k] = v
+                    continue
+                key, steps = fields.get(k) or self._field(k)
+                for f, takes_key, i in steps:
+                    out = f(key, v) if takes_key else f(v)
+                    if out is None:
+                        continue
+                    if isinstance(out, Continue):
+                        out = self._run(out.key, out.data, i + 1)
+                    break
                 else:
-                    raise ValueError(
-                        f"field {k!r} holds {type(v).__name__}, not bytes "
-                        "(already decoded? use partial=True to pass such values through)"
-                    )
+                    out = v
+                result[k] = out
         except Exception as exn:
             key = result.get("__key__", sample.get("__key__"))
             raise DecodingError(url=sample.get("__url__"), key=key, k=k, sample=sample) from exn
         return result
+
+    def __getstate__(self):
+        # Dispatch plans are rebuilt on demand (e.g. in a spawned worker).
+        state = dict(self.__dict__)
+        state.update(_plans={}, _fields={}, _planned_for=None, _planned_len=-1)
+        return state
 
     def __call__(self, sample):
         """Same as :meth:`decode`."""

@@ -10,6 +10,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ppwebdataset as wds
 from ppwebdataset import autodecode as ad
@@ -401,3 +403,48 @@ def test_top_level_exports():
     assert wds.gzfilter is ad.gzfilter
     assert wds.paddle_autdio is ad.paddle_audio
     assert ad.DecodingError is wds.DecodingError
+
+
+def test_decoders_pickle_for_spawned_workers():
+    dec = ad.Decoder([ad.imagehandler("rgb8"), ad.handle_extension("seg", bytes.upper)], only=["png", "seg", "txt"])
+    sample = {"__key__": "k", "png": png_bytes(RGB), "seg": b"s", "txt": b"t", "cls": b"1"}
+    dec(sample)  # plans are built
+    clone = pickle.loads(pickle.dumps(dec))
+    out = clone(sample)
+    np.testing.assert_array_equal(out["png"], RGB)
+    assert (out["seg"], out["txt"], out["cls"]) == (b"S", "t", b"1")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_values, st.sampled_from(["", " ", "\n", "\t "]), st.sampled_from(["", " ", "\n\n", "x", ",", "]"]))
+def test_json_decoder_agrees_with_json_loads(value, before, after):
+    data = (before + json.dumps(value) + after).encode()
+    for raw in (data, json.dumps(value, ensure_ascii=False).encode()):
+        try:
+            expected = json.loads(raw)
+        except ValueError as exn:
+            with pytest.raises(type(exn)):
+                ad.decoders["json"](raw)
+        else:
+            assert ad.decoders["json"](raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"{", b"[1,", b"{}x", b"[] ", b'{"a": NaN}', b"[1e400]", b"\xef\xbb\xbf[1]", "[1]".encode("utf-16-le"), b"[\xff]"],
+)
+def test_json_decoder_edge_cases_agree_with_json_loads(raw):
+    try:
+        expected = json.loads(raw)
+    except Exception as exn:  # noqa: BLE001
+        with pytest.raises(type(exn)):
+            ad.decoders["json"](raw)
+    else:
+        assert ad.decoders["json"](raw) == expected
