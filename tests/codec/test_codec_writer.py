@@ -603,3 +603,15 @@ def test_property_round_trip(items):
     assert [g["__key__"] for g in got] == [k for k, _ in items]
     for g, (_, fields) in zip(got, items, strict=True):
         assert {k: v for k, v in g.items() if not k.startswith("__")} == fields
+
+
+def test_undecodable_names_from_the_reader_round_trip():
+    # The reader turns non-UTF-8 name bytes into lone surrogates (like tarfile); writing them back
+    # must restore the original bytes.
+    key = b"caf\xe9-latin1".decode("utf-8", "surrogateescape")
+    data = write_samples([{"__key__": key, "txt": "x"}])
+    [(name, _, _)] = members(data)
+    assert name == key + ".txt"
+    raw = data[:100].rstrip(b"\0")
+    assert raw == b"caf\xe9-latin1.txt"
+    assert read_with_core(io.BytesIO(data))[0]["__key__"] == key
