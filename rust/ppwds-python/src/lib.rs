@@ -3,6 +3,7 @@
 mod errors;
 mod reader;
 mod writer;
+mod xz;
 
 use pyo3::prelude::*;
 
