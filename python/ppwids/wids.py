@@ -30,9 +30,11 @@ from ppwebdataset.utils import paddle_rank_info
 
 from ._paddle import Dataset, Sampler
 from .wids_decode import DefaultDecoder, default_decoder
-from .wids_dl import ULockFile, fetch
+from .wids_dl import ULockFile, download_and_open, fetch
 from .wids_lru import LRUCache
+from .wids_mmtar import MMIndexedTar
 from .wids_specs import load_dsdesc_and_resolve, urldir
+from .wids_tar import TarFileReader, find_index_file
 
 DEFAULT_CACHE = "/tmp/_wids_cache"
 SIDECAR_SUFFIX = ".ppwidx"
@@ -208,8 +210,8 @@ class IndexedTarSamples:
             self.index.close()
             raise ShardIndexError(
                 f"shard {self.url} has {n} samples but the descriptor says {expected_size}: "
-                "the cached copy is stale or the descriptor is out of date "
-                "(rebuild it with `widsindex create`)"
+                "the descriptor (or a cached copy of the shard) is out of date; "
+                "rebuild the descriptor with `widsindex create`"
             )
         dups = self.index.duplicates()
         if dups:
@@ -748,6 +750,10 @@ class DistributedChunkedSampler(ChunkedSampler):
 
 __all__ = [
     "ChunkedSampler",
+    "MMIndexedTar",
+    "TarFileReader",
+    "download_and_open",
+    "find_index_file",
     "DistributedChunkedSampler",
     "IndexedTarSamples",
     "LRUShards",

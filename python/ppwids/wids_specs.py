@@ -29,7 +29,7 @@ import os
 import posixpath
 from urllib.parse import urlparse, urlunparse
 
-from .wids_dl import fetch_bytes
+from .wids_dl import download_and_open, fetch_bytes
 
 
 def urldir(url):
@@ -191,6 +191,7 @@ def load_dsdesc_and_resolve(source, *, options=None, base=None):
 
 __all__ = [
     "check_shards",
+    "download_and_open",
     "load_dsdesc_and_resolve",
     "load_remote_dsdesc_raw",
     "rebase_shardlist",
