@@ -526,6 +526,8 @@ class ShardListDataset(Dataset):
 
     def __getitem__(self, index):
         if not isinstance(index, int):
+            if isinstance(index, slice):
+                return [self[i] for i in range(*index.indices(self.total_length))]
             index = operator.index(index)
         n = self.total_length
         i = index + n if index < 0 else index

@@ -62,6 +62,7 @@ def test_indices_behave_like_a_sequence(tmp_path, make_tar, members):
     with pytest.raises(TypeError):
         ds["1"]
     assert [s["__key__"] for s in ds] == keys  # the sequence protocol ends at IndexError
+    assert [s["__key__"] for s in ds[-2:]] == keys[-2:] and [s["__index__"] for s in ds[::2]] == [0, 2, 4]
 
 
 def test_descriptor_base_nested_datasets_and_streams(tmp_path, make_tar, members):
