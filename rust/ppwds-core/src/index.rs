@@ -98,7 +98,7 @@ impl FileStamp {
                 let d = before.duration();
                 (-(d.as_secs() as i64), d.subsec_nanos())
             }
-            // No mtime on this platform: size alone decides, never a stale match on mtime.
+            // No mtime on this platform: only the size can reveal a changed shard.
             Err(_) => (i64::MIN, 0),
         };
         FileStamp {
