@@ -23,6 +23,7 @@ from bisect import bisect_right
 from urllib.parse import urlparse
 
 import numpy as np
+
 from ppwebdataset._core import ShardIndex
 from ppwebdataset.errors import ShardError, ShardIndexError
 from ppwebdataset.gopen import local_path
@@ -249,9 +250,7 @@ class LRUShards:
     descriptor's checks is downloaded again once; a fresh copy that fails raises.
     """
 
-    def __init__(
-        self, lru_size, keep=False, localname=None, *, index_dir="auto", handlers=None, verbose=False
-    ):
+    def __init__(self, lru_size, keep=False, localname=None, *, index_dir="auto", handlers=None, verbose=False):
         self.lru_size = lru_size
         self.keep = keep
         self.localname = localname if localname is not None else default_localname(DEFAULT_CACHE)
@@ -456,9 +455,7 @@ class ShardListDataset(Dataset):
             )
         self.transformations = interpret_transformations(transformations)
         if lru_size > 200:
-            warnings.warn(
-                "LRU size is very large; consider reducing it to avoid running out of file descriptors"
-            )
+            warnings.warn("LRU size is very large; consider reducing it to avoid running out of file descriptors")
         self.cache_size = cache_size
         self.keep = keep
         self.lru_size = lru_size
@@ -558,9 +555,7 @@ class ShardListDataset(Dataset):
         self.cache.clear()
 
     def __repr__(self):
-        return (
-            f"<ShardListDataset {self.dataset_name}: {len(self.shards)} shards, {self.total_length} samples>"
-        )
+        return f"<ShardListDataset {self.dataset_name}: {len(self.shards)} shards, {self.total_length} samples>"
 
 
 # ---------------------------------------------------------------------------
@@ -653,9 +648,7 @@ class ChunkedSampler(Sampler):
     Seeding and epochs work as in :class:`ShardListSampler`.
     """
 
-    def __init__(
-        self, dataset, *, num_samples=None, chunksize=2000, seed=0, shuffle=True, shufflefirst=False
-    ):
+    def __init__(self, dataset, *, num_samples=None, chunksize=2000, seed=0, shuffle=True, shufflefirst=False):
         super().__init__(None)
         if isinstance(num_samples, int):
             lo, hi = 0, num_samples

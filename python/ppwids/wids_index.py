@@ -21,7 +21,6 @@ from urllib.parse import urlparse, urlunparse
 from ppwebdataset.gopen import local_path
 from ppwebdataset.utils import braceexpand
 
-from .wids import ShardListDataset, compute_file_md5sum, compute_num_samples, url_hash
 from .wids_dl import download_file
 from .wids_specs import load_remote_dsdesc_raw, urldir
 
@@ -96,6 +95,8 @@ def shorten_name(s):
 
 def describe_shard(url, tmpdir):
     """``{url, md5sum, nsamples, filesize}`` for one shard (remote ones are downloaded to ``tmpdir``)."""
+    from .wids import compute_file_md5sum, compute_num_samples, url_hash
+
     path = None if url.startswith("pipe:") else local_path(url)
     if path is None:
         path = os.path.join(tmpdir, f"{url_hash(url)}.tar")
@@ -225,6 +226,8 @@ def main_info(args):
 
 def main_sample(args):
     """Prints (or with ``--cat`` writes raw) one sample of a dataset."""
+    from .wids import ShardListDataset
+
     raw = args.raw or args.cat is not None
     ds = ShardListDataset(args.filename, transformations=[] if raw else "PIL")
     print("dataset size:", len(ds), file=sys.stderr)
@@ -244,9 +247,7 @@ def main_sample(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="widsindex", description="Create and inspect wids dataset descriptors."
-    )
+    parser = argparse.ArgumentParser(prog="widsindex", description="Create and inspect wids dataset descriptors.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("create", help="create a descriptor for a list of shards")
@@ -265,9 +266,7 @@ def build_parser():
     p.add_argument("-D", "--nodir", action="store_true", help="remove the directory from the URLs")
     p.add_argument("-d", "--dir", default="", help="set the directory of the URLs")
     p.add_argument("-b", "--base", default="", help="set the base")
-    p.add_argument(
-        "-B", "--rebase", action="store_true", help="move the common directory of the URLs into base"
-    )
+    p.add_argument("-B", "--rebase", action="store_true", help="move the common directory of the URLs into base")
 
     p = sub.add_parser("info", help="show a summary of descriptors")
     p.add_argument("filenames", nargs="*")

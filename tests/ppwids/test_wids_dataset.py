@@ -12,8 +12,9 @@ import textwrap
 import warnings
 
 import numpy as np
-import ppwids
 import pytest
+
+import ppwids
 from ppwebdataset.errors import CorruptShardError, ShardIndexError, UnsafeOperationError
 from ppwids import ShardListDataset
 from ppwids.wids import group_by_key, splitname
@@ -137,9 +138,7 @@ def test_descriptor_checks_on_open(tmp_path, make_tar, members):
     path = make_tar(tmp_path / "c.tar", members(3))
     md5 = hashlib.md5(path.read_bytes()).hexdigest()
     size = path.stat().st_size
-    good = ShardListDataset(
-        [{"url": str(path), "nsamples": 3, "md5sum": md5, "filesize": size}], transformations=[]
-    )
+    good = ShardListDataset([{"url": str(path), "nsamples": 3, "md5sum": md5, "filesize": size}], transformations=[])
     assert good[2]["__key__"] == "s0002"
     cases = [
         ({"nsamples": 4}, "has 3 samples but the descriptor says 4"),
@@ -242,8 +241,7 @@ def test_same_samples_as_the_reference(tmp_path, make_tar, reference):
     ref = json.loads(reference(code, cwd=tmp_path).strip().splitlines()[-1])
     ours = ShardListDataset(str(desc), transformations=[])
     mine = [
-        {k: (v.decode("latin1") if isinstance(v, bytes) else v) for k, v in ours[i].items()}
-        for i in range(len(ours))
+        {k: (v.decode("latin1") if isinstance(v, bytes) else v) for k, v in ours[i].items()} for i in range(len(ours))
     ]
     for r in ref:  # the reference copies shards into its cache; compare names, not places
         r["__shard__"] = r["__shard__"].rsplit("/", 1)[-1]

@@ -133,7 +133,5 @@ def test_module_entry_point(tmp_path, make_tar, members):
     argv = [sys.executable, "-m", "ppwids.wids_index", "create", str(tmp_path / "s0.tar"), "-o", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "ppwids.wids_index", "info", str(out)], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "ppwids.wids_index", "info", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0 and "total samples: 2.0" in proc.stdout

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from ppwebdataset.errors import UnsafeOperationError
 from ppwids.wids_cleanup import keep_most_recent_files
 from ppwids.wids_decode import decode_all_gz, default_decoder

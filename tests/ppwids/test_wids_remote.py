@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+
 from ppwebdataset._core import ShardIndex
 from ppwebdataset.errors import UnsafeOperationError
 from ppwids import ShardListDataset
@@ -112,9 +113,7 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_concurrent_processes_download_each_shard_once(
-    tmp_path, make_tar, members, http_root, slow_http_server
-):
+def test_concurrent_processes_download_each_shard_once(tmp_path, make_tar, members, http_root, slow_http_server):
     for k in range(3):
         make_tar(http_root / f"c{k}.tar", members(4, f"c{k}_"))
     desc = {"wids_version": 1, "shardlist": [{"url": f"c{k}.tar", "nsamples": 4} for k in range(3)]}

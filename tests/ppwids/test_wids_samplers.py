@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from ppwids import ChunkedSampler, DistributedChunkedSampler, ShardedSampler, ShardListDataset
 from ppwids.wids import ShardListSampler
 
@@ -82,22 +83,15 @@ def test_epochs_are_permutations_and_reproducible():
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
 def test_distributed_split_is_even_disjoint_and_complete(n, world):
     d = Sized(n)
-    parts = [
-        list(DistributedChunkedSampler(d, rank=r, num_replicas=world, chunksize=3, seed=5))
-        for r in range(world)
-    ]
+    parts = [list(DistributedChunkedSampler(d, rank=r, num_replicas=world, chunksize=3, seed=5)) for r in range(world)]
     per_rank = -(-n // world)
     assert [len(p) for p in parts] == [per_rank] * world
-    assert [len(DistributedChunkedSampler(d, rank=r, num_replicas=world)) for r in range(world)] == [
-        per_rank
-    ] * world
+    assert [len(DistributedChunkedSampler(d, rank=r, num_replicas=world)) for r in range(world)] == [per_rank] * world
     flat = [i for p in parts for i in p]
     assert sorted(set(flat)) == list(range(n))
     padding = per_rank * world - n
     assert len(flat) - len(set(flat)) == padding  # only the wrapped-around padding repeats
-    dropped = [
-        list(DistributedChunkedSampler(d, rank=r, num_replicas=world, drop_last=True)) for r in range(world)
-    ]
+    dropped = [list(DistributedChunkedSampler(d, rank=r, num_replicas=world, drop_last=True)) for r in range(world)]
     assert [len(p) for p in dropped] == [n // world] * world
     flat = [i for p in dropped for i in p]
     assert len(flat) == len(set(flat)) and all(0 <= i < n for i in flat)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ppwebdataset._core import ShardIndex
 from ppwebdataset.errors import CorruptShardError, ShardError, TruncatedShardError, UnsupportedMemberError
 

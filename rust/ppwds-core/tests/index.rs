@@ -118,10 +118,9 @@ fn regex_oracle(name: &[u8]) -> Option<usize> {
     prefixes.reverse();
     prefixes.push(0);
     for p in prefixes {
-        for q in p..name.len() {
-            if name[q] == b'.' {
-                return Some(q);
-            }
+        // The lazy `.*?` stops at the first dot after the prefix.
+        if let Some(q) = name[p..].iter().position(|&b| b == b'.') {
+            return Some(p + q);
         }
     }
     None
@@ -574,6 +573,15 @@ proptest! {
                 d
             }
         };
-        prop_assert_eq!(with_walk(&data), with_reader(&data));
+        let (walked, mut walk_err) = with_walk(&data);
+        let (read, read_err) = with_reader(&data);
+        // The streaming reader leaves naming the member of a data error to its caller.
+        if let (Some(w), Some(r)) = (&mut walk_err, &read_err) {
+            if r.2.is_none() {
+                w.2 = None;
+            }
+        }
+        prop_assert_eq!(walked, read);
+        prop_assert_eq!(walk_err, read_err);
     }
 }
