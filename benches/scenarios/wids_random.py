@@ -53,14 +53,14 @@ def warm(path: Path) -> None:
 
 
 def run(impl: str, data_dir: Path) -> float:
-    import ppwids
+    from ppwids import ShardListDataset
 
     shard, desc = shard_paths(data_dir)
     warm(shard)
     # The reference copies every shard into its cache dir first: give it a private one.
     cache = tempfile.mkdtemp(prefix="wids-cache-", dir=data_dir)
     try:
-        ds = ppwids.ShardListDataset(str(desc), transformations=[], cache_dir=cache)
+        ds = ShardListDataset(str(desc), transformations=[], cache_dir=cache)
         assert len(ds) == NSAMPLES
         ds[0]  # opens (and for the reference copies and indexes) the shard: not timed
         rng = random.Random(SEED)
