@@ -24,7 +24,7 @@
 //! new files and rename them into place instead of rewriting in place).
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -33,9 +33,7 @@ use memmap2::Mmap;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::is_meta;
 use crate::source::Compression;
-use crate::tar::header::{
-    padding, parse_block, parse_pax, Block, EntryType, PaxInfo, BLOCK, MAX_META_SIZE,
-};
+use crate::tar::{Entry, TarReader};
 
 /// Splits a member name into key and extension the way wids does.
 ///
@@ -173,183 +171,32 @@ fn invalid(msg: impl Into<String>) -> Error {
     }
 }
 
-/// The text of a header block's name field, for naming the member in an error.
-fn raw_name_at(data: &[u8], offset: u64) -> Option<Vec<u8>> {
-    let start = usize::try_from(offset).ok()?;
-    let field = data.get(start..start.checked_add(100)?)?;
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    (end > 0).then(|| field[..end].to_vec())
-}
-
 /// A regular file found by [`walk`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalkEntry {
-    /// Full member name (ustar prefix, GNU long name or pax path applied).
-    pub name: Vec<u8>,
-    /// Data size in bytes.
-    pub size: u64,
-    /// Offset of the entry's first header block (including long-name / pax headers).
-    pub header_offset: u64,
-    /// Offset of the first data byte.
-    pub data_offset: u64,
-}
-
-/// The data of a GNU long name or pax header at `pos`, checked against the limits.
-fn meta_data<'a>(
-    data: &'a [u8],
-    pos: u64,
-    size: u64,
-    header_offset: u64,
-    what: &str,
-) -> Result<&'a [u8]> {
-    if size > MAX_META_SIZE {
-        return Err(Error::new(
-            ErrorKind::BadHeader(format!(
-                "{what} of {size} bytes exceeds the {MAX_META_SIZE}-byte limit"
-            )),
-            header_offset,
-        ));
-    }
-    let start = pos as usize;
-    data.get(start..start + size as usize).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Truncated(format!(
-                "{what} data cut short: failed to fill whole buffer"
-            )),
-            header_offset,
-        )
-    })
-}
+pub type WalkEntry = Entry;
 
 /// Calls `f` for every regular file of the uncompressed tar `data`, in order.
 ///
-/// Follows [`crate::tar::TarReader`] exactly (same entries, same errors and offsets),
-/// but decodes each header block where it lies and never touches member data, so
-/// indexing costs one header decode per member.
+/// This is [`TarReader`] over the mapped bytes: skipping member data is a cursor move,
+/// so indexing costs one header decode per member, with the streaming reader's rules,
+/// errors and offsets.
 pub fn walk(data: &[u8], mut f: impl FnMut(WalkEntry) -> Result<()>) -> Result<()> {
     let len = data.len() as u64;
-    let mut pos: u64 = 0;
-    let mut global = PaxInfo::default();
-    let mut local = PaxInfo::default();
-    let mut long_name: Option<Vec<u8>> = None;
-    let mut entry_start: Option<u64> = None;
-    loop {
-        let offset = pos;
-        let Some(block) = data
-            .get(pos as usize..)
-            .and_then(|rest| rest.first_chunk::<BLOCK>())
-        else {
-            let msg = if pos < len {
-                format!("header block cut short after {} of 512 bytes", len - pos)
-            } else if offset == 0 {
-                "empty file: no tar header".to_string()
-            } else if entry_start.is_some() {
-                "stream ended after an extended header, before its entry".to_string()
-            } else {
-                "stream ended without the end-of-archive marker".to_string()
-            };
-            return Err(Error::new(ErrorKind::Truncated(msg), offset));
-        };
-        pos += BLOCK as u64;
-        let header = match parse_block(block) {
-            Ok(Block::End) => return Ok(()),
-            Ok(Block::Header(h)) => h,
-            Err(e) => {
-                let mut err = Error::new(ErrorKind::BadHeader(e.0), offset);
-                err.member =
-                    raw_name_at(data, offset).map(|n| String::from_utf8_lossy(&n).into_owned());
-                return Err(err);
-            }
-        };
-        let start = *entry_start.get_or_insert(offset);
-        let size = local.size.or(global.size).unwrap_or(header.size);
-        // Blocks after the data; a short final padding is left for the end-marker check.
-        let next = pos
-            .saturating_add(size)
-            .saturating_add(padding(size))
-            .min(len.max(pos));
-        match header.kind {
-            EntryType::GnuLongName => {
-                let d = meta_data(data, pos, size, offset, "GNU long name")?;
-                let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
-                long_name = Some(d[..end].to_vec());
-                pos = next;
-            }
-            EntryType::GnuLongLink => {
-                meta_data(data, pos, size, offset, "GNU long link")?;
-                pos = next;
-            }
-            EntryType::PaxLocal | EntryType::PaxGlobal => {
-                let what = if header.kind == EntryType::PaxLocal {
-                    "pax header"
-                } else {
-                    "pax global header"
-                };
-                let d = meta_data(data, pos, size, offset, what)?;
-                let info =
-                    parse_pax(d).map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
-                if header.kind == EntryType::PaxLocal {
-                    local.merge(&info);
-                } else {
-                    global.merge(&info);
-                    entry_start = None;
-                }
-                pos = next;
-            }
-            EntryType::Special => {
-                // Links, directories and devices carry no data blocks (as in tarfile).
-                long_name = None;
-                local = PaxInfo::default();
-                entry_start = None;
-            }
-            EntryType::Unknown => {
-                if len - pos < size {
-                    return Err(Error::new(
-                        ErrorKind::Truncated(format!(
-                            "entry of type {:?} cut short",
-                            header.typeflag as char
-                        )),
-                        offset,
-                    ));
-                }
-                pos = next;
-                long_name = None;
-                local = PaxInfo::default();
-                entry_start = None;
-            }
-            EntryType::Sparse | EntryType::Regular => {
-                let name = local
-                    .path
-                    .take()
-                    .or_else(|| global.path.clone())
-                    .or(long_name.take())
-                    .unwrap_or(header.name);
-                if header.kind == EntryType::Sparse || local.sparse || global.sparse {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported("sparse files cannot be read as samples".into()),
-                        start,
-                    )
-                    .with_member(&name));
-                }
-                if len - pos < size {
-                    let msg = format!(
-                        "member data cut short: expected {size} bytes, got {}",
-                        len - pos
-                    );
-                    return Err(Error::new(ErrorKind::Truncated(msg), start).with_member(&name));
-                }
-                f(WalkEntry {
-                    name,
-                    size,
-                    header_offset: start,
-                    data_offset: pos,
-                })?;
-                pos = next;
-                local = PaxInfo::default();
-                entry_start = None;
-            }
+    let mut reader = TarReader::new(Cursor::new(data));
+    while let Some(entry) = reader.next_entry()? {
+        // Random access needs the data itself, so a cut member is refused before it is listed.
+        let available = len.saturating_sub(entry.data_offset);
+        if available < entry.size {
+            let msg = format!(
+                "member data cut short: expected {} bytes, got {available}",
+                entry.size
+            );
+            return Err(
+                Error::new(ErrorKind::Truncated(msg), entry.header_offset).with_member(&entry.name)
+            );
         }
+        f(entry)?;
     }
+    Ok(())
 }
 
 impl IndexData {
