@@ -22,6 +22,8 @@ _EXPORTS = {
         "paddle_autdio",
         "paddle_audio",
         "paddle_loads",
+        "torch_audio",
+        "torch_loads",
         "torch_video",
     ],
     "cache": ["LRUCleanup", "cached_tarfile_samples", "cached_tarfile_to_samples", "pipe_cleaner"],
@@ -76,7 +78,7 @@ _EXPORTS = {
     ],
     "tariterators": ["tarfile_samples", "tarfile_to_samples"],
     "utils": ["PipelineStage", "repeatedly"],
-    "writer": ["ShardWriter", "TarWriter", "numpy_dumps", "paddle_dumps"],
+    "writer": ["ShardWriter", "TarWriter", "numpy_dumps", "paddle_dumps", "torch_dumps"],
 }
 
 _SUBMODULES = [

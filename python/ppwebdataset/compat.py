@@ -198,9 +198,10 @@ class WebDataset(DataPipeline, FluidInterface):
             else:
                 self.append(shardlists.ShardShuffle(shardshuffle, seed=self.seed if seed_given else None))
         if cache_dir is not None and cache_size != 0:
-            from .cache import FileCache
+            from .cache import make_opener
 
-            self.append(FileCache(cache_dir=cache_dir, cache_size=cache_size, url_to_name=url_to_name, handler=handler))
+            custom_name = None if url_to_name is _default_url_to_name else url_to_name
+            self.append(make_opener(cache_dir, cache_size, handler=handler, url_to_name=custom_name, verbose=verbose))
         self.append(
             ShardSamples(handler=handler, select_files=select_files, rename_files=rename_files, empty_check=empty_check)
         )
@@ -209,13 +210,9 @@ class WebDataset(DataPipeline, FluidInterface):
 
     @staticmethod
     def _cache_settings(cache_dir, cache_size):
-        cache_size = int(os.environ.get("WDS_CACHE_SIZE", cache_size))
-        cache_dir = os.environ.get("WDS_CACHE", cache_dir)
-        if cache_dir is not None:
-            cache_dir = os.path.expanduser(os.fspath(cache_dir))
-            if not os.path.isdir(cache_dir):
-                raise ValueError(f"cache directory {cache_dir} does not exist")
-        return cache_dir, cache_size
+        from .cache import resolve_cache_settings
+
+        return resolve_cache_settings(cache_dir, cache_size)
 
     def _add_url_source(self, urls, mode):
         if isinstance(urls, os.PathLike):

@@ -9,6 +9,7 @@ functions (``url_opener``, ``tar_file_iterator``, ``tar_file_expander``,
 
 from __future__ import annotations
 
+import importlib
 import io
 import random
 import re
@@ -17,9 +18,12 @@ from typing import Any
 
 from ._core import TarSampleReader, split_key
 from .filters import pipelinefilter
-from .gopen import gopen, local_path, rewrite_url
+from .gopen import local_path, rewrite_url
 from .handlers import reraise_exception
 from .utils import braceexpand
+
+# Called through the module so that replacing ppwebdataset.gopen.gopen reaches every opener.
+_gopen = importlib.import_module("ppwebdataset.gopen")
 
 trace = False
 meta_prefix = "__"
@@ -65,7 +69,7 @@ def url_opener(
             raise TypeError(f"url_opener expects dict(url=...), got {sample!r}")
         url = sample["url"]
         try:
-            stream = gopen(url, **kw)
+            stream = _gopen.gopen(url, **kw)
             sample.update(stream=stream)
             path = local_path(url)
             if path is not None:
@@ -234,7 +238,7 @@ def _open_source(source: dict[str, Any]):
     path = local_path(rewrite_url(url)) if isinstance(url, str) else local_path(url)
     if path is not None:
         return path, path, None
-    stream = gopen(url)
+    stream = _gopen.gopen(url)
     return stream, None, stream
 
 

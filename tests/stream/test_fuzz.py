@@ -8,10 +8,10 @@ import tarfile
 
 from hypothesis import given
 from hypothesis import strategies as st
+from tarfixtures import make_tar, samples_members
 
 from ppwebdataset.errors import ShardError
 from ppwebdataset.tariterators import tarfile_samples
-from tarfixtures import make_tar, samples_members
 
 
 def outcome(data: bytes, source="path", tmp=None, limit=None):

@@ -178,3 +178,21 @@ def test_no_fd_leak(shards):
         it.close()
         list(wds.WebDataset([str(p) for p in shards], shardshuffle=False))
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_xz_shards(tmp_path):
+    import lzma
+
+    path = make_tar(tmp_path / "p.tar", [(f"k{i}.bin", os.urandom(2000)) for i in range(200)])
+    raw = path.read_bytes()
+    want = [s["bin"] for s in wds.WebDataset(str(path), shardshuffle=False)]
+    one = tmp_path / "p.tar.xz"
+    one.write_bytes(lzma.compress(raw))
+    assert [s["bin"] for s in wds.WebDataset(str(one), shardshuffle=False)] == want
+    two = tmp_path / "two.tar.xz"  # concatenated xz streams, as lzma/xz read them
+    two.write_bytes(lzma.compress(raw[: len(raw) // 3]) + lzma.compress(raw[len(raw) // 3 :]))
+    assert [s["bin"] for s in wds.WebDataset(str(two), shardshuffle=False)] == want
+    cut = tmp_path / "cut.tar.xz"
+    cut.write_bytes(lzma.compress(raw)[:40_000])
+    with pytest.raises(wds.errors.TruncatedShardError, match="decompressed"):
+        list(wds.WebDataset(str(cut), shardshuffle=False))

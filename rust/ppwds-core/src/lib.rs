@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod group;
+pub mod index;
 pub mod keys;
 pub mod samples;
 pub mod shuffle;

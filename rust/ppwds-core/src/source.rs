@@ -76,8 +76,19 @@ impl<R: Read> Read for Decompressed<R> {
     }
 }
 
+/// A decompressor supplied by the caller for formats the core does not decode itself (xz).
+pub type ExtraDecoder<'a> = &'a dyn Fn(Compression, DynRead) -> Option<DynRead>;
+
 /// Wraps a raw source: peeks the magic bytes and inserts a decompressor when needed.
-pub fn tar_stream(mut raw: DynRead) -> Result<(TarStream, Compression)> {
+pub fn tar_stream(raw: DynRead) -> Result<(TarStream, Compression)> {
+    tar_stream_with(raw, &|_, _| None)
+}
+
+/// Like [`tar_stream`], asking `extra` for decoders of formats not built in.
+pub fn tar_stream_with(
+    mut raw: DynRead,
+    extra: ExtraDecoder<'_>,
+) -> Result<(TarStream, Compression)> {
     let mut head = [0u8; 6];
     let n = read_up_to(&mut raw, &mut head).map_err(|e| Error::io(e, 0))?;
     let compression = Compression::detect(&head[..n]);
@@ -93,12 +104,15 @@ pub fn tar_stream(mut raw: DynRead) -> Result<(TarStream, Compression)> {
                 rejoined,
             )),
         }),
-        Compression::Xz => {
-            return Err(Error::new(
-                ErrorKind::Unsupported("xz-compressed shard".into()),
-                0,
-            ))
-        }
+        Compression::Xz => match extra(Compression::Xz, rejoined) {
+            Some(decoder) => Box::new(Decompressed { inner: decoder }),
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported("xz-compressed shard (no xz decoder available)".into()),
+                    0,
+                ))
+            }
+        },
     };
     Ok((BufReader::with_capacity(BUFFER_SIZE, inner), compression))
 }

@@ -1,8 +1,11 @@
 //! The `ppwebdataset._core` native module: a thin layer over `ppwds-core`.
 
 mod errors;
+mod index;
 mod reader;
 mod shuffle;
+mod writer;
+mod xz;
 
 use pyo3::prelude::*;
 
@@ -28,6 +31,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<reader::PyTarSampleReader>()?;
     m.add_class::<shuffle::PyShuffleBuffer>()?;
+    m.add_class::<writer::PyTarEncoder>()?;
+    m.add_class::<index::PyShardIndex>()?;
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
     Ok(())

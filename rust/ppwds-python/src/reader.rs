@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use ppwds_core::group::Sample;
 use ppwds_core::samples::{Decision, FillLimits, Payload, SampleStream, Stop};
-use ppwds_core::source::{tar_stream, Compression, DynRead, TarStream};
+use ppwds_core::source::{tar_stream_with, Compression, DynRead, TarStream};
 use ppwds_core::tar::{Entry, TarReader};
 use ppwds_core::{Error, ErrorKind};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
@@ -440,7 +440,14 @@ impl PyTarSampleReader {
                 )
             }
         };
-        let opened = py.detach(move || tar_stream(raw));
+        let opened = py.detach(move || {
+            tar_stream_with(raw, &|kind, src| match kind {
+                Compression::Xz => crate::xz::PyXzReader::new(src)
+                    .ok()
+                    .map(|r| Box::new(r) as DynRead),
+                _ => None,
+            })
+        });
         let (stream, compression) = opened.map_err(|e| to_pyerr(py, e, &ctx))?;
         let mode = if group {
             Mode::Samples(SampleStream::new(stream))

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind, Result};
 const PREALLOC_LIMIT: u64 = 64 << 20;
 
 /// A regular file in the archive whose data is next in the stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Full member name (ustar prefix, GNU long name or pax path applied).
     pub name: Vec<u8>,
@@ -187,7 +187,17 @@ impl<R: BufRead> TarReader<R> {
                     return Ok(None);
                 }
                 Ok(Block::Header(h)) => h,
-                Err(e) => return Err(Error::new(ErrorKind::BadHeader(e.0), offset)),
+                Err(e) => {
+                    // Name the member when the damaged block still shows one.
+                    let err = Error::new(ErrorKind::BadHeader(e.0), offset);
+                    let name = &block[..100];
+                    let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(100)];
+                    return Err(if name.is_empty() {
+                        err
+                    } else {
+                        err.with_member(name)
+                    });
+                }
             };
             let start = *entry_start.get_or_insert(offset);
             let mut pax = self.global.clone();

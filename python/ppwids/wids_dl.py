@@ -1,0 +1,265 @@
+"""Downloading remote shards and descriptors into a local cache.
+
+Nothing here builds a shell command from a URL: http(s) and ftp go through
+``urllib``, ``gs://`` and ``s3://`` run ``gsutil`` / ``aws`` with an argument
+list. ``pipe:`` URLs are shell commands by definition and are refused unless
+``PPWDS_ALLOW_PIPE=1`` is set.
+
+Every download goes to a unique temporary file next to its destination and is
+renamed into place only when complete, so a reader never sees a partial file.
+A lock file next to the destination makes concurrent processes (DataLoader
+workers, several ranks on one host) download each file once.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import deque
+from urllib.parse import urlparse
+
+from ppwebdataset.errors import PpwdsError, UnsafeOperationError
+from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: rely on the atomic rename alone
+    fcntl = None
+
+#: ``(url, local, end time, seconds)`` of recent downloads in this process.
+recent_downloads: deque = deque(maxlen=1000)
+
+#: Seconds without data before an http(s)/ftp download is abandoned.
+TIMEOUT = float(os.environ.get("WIDS_DOWNLOAD_TIMEOUT", "300"))
+
+
+class DownloadError(PpwdsError, OSError):
+    """A remote file could not be fetched."""
+
+    def __init__(self, message, *, url=None):
+        super().__init__(message)
+        self.url = url
+
+
+class ULockFile:
+    """An exclusive, blocking lock on ``path`` (``flock``), usable across processes and threads.
+
+    The lock file is left in place: deleting it while another process waits on the
+    old file would let a third process lock a new file at the same time.
+    """
+
+    def __init__(self, path):
+        self.lockfile_path = path
+        self.lockfile = None
+
+    def __enter__(self):
+        self.lockfile = open(self.lockfile_path, "a")
+        if fcntl is not None:
+            fcntl.flock(self.lockfile.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if fcntl is not None:
+            fcntl.flock(self.lockfile.fileno(), fcntl.LOCK_UN)
+        self.lockfile.close()
+        self.lockfile = None
+
+
+def _fail(url, what):
+    return DownloadError(f"cannot download {url}: {what}", url=url)
+
+
+def http_download(remote, local):
+    """Fetch an http(s)/ftp URL with urllib (redirects followed, HTTP errors raised)."""
+    request = urllib.request.Request(remote, headers={"User-Agent": "ppwids"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response, open(local, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except urllib.error.HTTPError as e:
+        raise _fail(remote, f"HTTP error {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        raise _fail(remote, getattr(e, "reason", e)) from e
+
+
+def run_download_command(argv, remote):
+    """Run a downloader program given as an argument list; a failure names the URL and status."""
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise _fail(remote, f"the program {argv[0]!r} is not installed") from None
+    if result.returncode != 0:
+        err = result.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise _fail(remote, f"{argv[0]} exited with status {result.returncode}: {err}")
+
+
+def gs_download(remote, local):
+    run_download_command(["gsutil", "-q", "cp", remote, local], remote)
+
+
+def s3_download(remote, local):
+    run_download_command(["aws", "s3", "cp", "--only-show-errors", remote, local], remote)
+
+
+def pipe_download(remote, local):
+    """Run a ``pipe:`` command (only with PPWDS_ALLOW_PIPE=1).
+
+    A command containing ``{local}`` writes that file itself; otherwise its
+    standard output is saved.
+    """
+    if not pipe_allowed():
+        raise UnsafeOperationError(
+            f"refusing to run the shell command of {remote!r}: pipe: URLs execute arbitrary commands. "
+            "Set PPWDS_ALLOW_PIPE=1 to allow them."
+        )
+    cmd = remote[len("pipe:") :]
+    if "{local}" in cmd:
+        result = subprocess.run(cmd.replace("{local}", shlex.quote(local)), shell=True, check=False)
+    else:
+        with open(local, "wb") as out:
+            result = subprocess.run(cmd, shell=True, stdout=out, check=False)
+    if result.returncode != 0:
+        raise _fail(remote, f"command exited with status {result.returncode}")
+
+
+def copy_file(remote, local):
+    """Copy a local path or ``file:`` URL."""
+    src = os.path.abspath(local_path(remote))
+    if src == os.path.abspath(local):
+        return
+    shutil.copyfile(src, local)
+
+
+def template_handler(template):
+    """Turn an upstream-style command template (``"curl -L {url} -o {local}"``) into a handler.
+
+    The template is split into words first and the URL is substituted into single
+    arguments, so no shell ever sees it.
+    """
+    words = shlex.split(template)
+
+    def run(remote, local):
+        run_download_command([w.replace("{url}", remote).replace("{local}", local) for w in words], remote)
+
+    return run
+
+
+default_cmds = {
+    "posixpath": copy_file,
+    "file": copy_file,
+    "pipe": pipe_download,
+    "http": http_download,
+    "https": http_download,
+    "ftp": http_download,
+    "gs": gs_download,
+    "s3": s3_download,
+}
+
+
+def url_scheme(url: str) -> str:
+    """``pipe`` for pipe: URLs, ``posixpath`` for local paths, else the URL scheme."""
+    if url.startswith("pipe:"):
+        return "pipe"
+    return scheme_of(url) or "posixpath"
+
+
+def download_file_no_log(remote, local, handlers=None):
+    """Download ``remote`` to ``local`` via a temporary file and an atomic rename."""
+    handlers = default_cmds if handlers is None else handlers
+    schema = url_scheme(remote)
+    handler = handlers.get(schema)
+    if handler is None:
+        raise _fail(remote, f"unknown URL scheme {schema!r}")
+    if isinstance(handler, str):
+        handler = template_handler(handler)
+    directory = os.path.dirname(os.path.abspath(local))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(local)}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        handler(remote, tmp)
+        if not os.path.exists(tmp):
+            raise _fail(remote, "the downloader produced no file")
+        os.replace(tmp, local)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return local
+
+
+def download_file(remote, local, handlers=None, verbose=False):
+    """:func:`download_file_no_log`, recorded in :data:`recent_downloads`."""
+    start = time.time()
+    try:
+        return download_file_no_log(remote, local, handlers=handlers)
+    finally:
+        recent_downloads.append((remote, local, time.time(), time.time() - start))
+        if verbose:
+            print("downloaded", remote, "to", local, "in", time.time() - start, "seconds", file=sys.stderr)
+
+
+def fetch(remote, local, handlers=None, verbose=False) -> bool:
+    """Make sure ``local`` holds ``remote``, downloading it once across processes.
+
+    Returns True when this call downloaded the file, False when it was already there.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+    with ULockFile(local + ".lock"):
+        if os.path.exists(local):
+            if verbose:
+                print("using cached", local, file=sys.stderr)
+            return False
+        if verbose:
+            print("downloading", remote, "to", local, file=sys.stderr)
+        download_file(remote, local, handlers=handlers, verbose=verbose)
+        return True
+
+
+def download_and_open(remote, local, mode="rb", handlers=None, verbose=False):
+    """Download ``remote`` to ``local`` unless already there, then open it."""
+    fetch(remote, local, handlers=handlers, verbose=verbose)
+    return open(local, mode)
+
+
+def fetch_bytes(url) -> bytes:
+    """The contents of a small local or remote file (dataset descriptors)."""
+    path = local_path(url)
+    if path is not None:
+        with open(path, "rb") as f:
+            return f.read()
+    scheme = url_scheme(url)
+    if scheme in ("http", "https", "ftp"):
+        request = urllib.request.Request(url, headers={"User-Agent": "ppwids"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return response.read()
+        except urllib.error.HTTPError as e:
+            raise _fail(url, f"HTTP error {e.code} {e.reason}") from None
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+            raise _fail(url, getattr(e, "reason", e)) from e
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        name = os.path.join(tmpdir, os.path.basename(urlparse(url).path) or "download")
+        download_file_no_log(url, name)
+        with open(name, "rb") as f:
+            return f.read()
+
+
+__all__ = [
+    "DownloadError",
+    "ULockFile",
+    "default_cmds",
+    "download_and_open",
+    "download_file",
+    "download_file_no_log",
+    "fetch",
+    "fetch_bytes",
+    "recent_downloads",
+]
