@@ -448,8 +448,7 @@ log_keys = pipelinefilter(_log_keys)
 
 
 def _image_handler(spec):
-    from . import autodecode
-
+    autodecode = importlib.import_module(".autodecode", __package__)
     make = getattr(autodecode, "ImageHandler", None) or autodecode.imagehandler
     return make(spec)
 
@@ -678,14 +677,15 @@ def _check_shapes(b, name, kind):
             )
 
 
-def combine_values(b, combine_tensors=True, combine_scalars=True, name=None):
+def combine_values(b, combine_tensors=True, combine_scalars=True, name=None, nested=False):
     """Collate one field's values.
 
     int/float/NumPy scalars → ``np.array``; ndarrays → stacked ``np.array``;
     Paddle tensors → ``paddle.stack``; torch tensors → ``torch.stack``; dicts
-    → collated dicts; anything else → a list. Arrays and tensors must share a
-    shape, and scalars, arrays and tensors must not be mixed with other types:
-    both raise ValueError naming the field.
+    → a list of dicts, or with ``nested=True`` a dict of collated fields;
+    anything else → a list. Arrays and tensors must share a shape, and
+    scalars, arrays and tensors must not be mixed with other types: both
+    raise ValueError naming the field.
     """
     b = list(b)
     first = b[0]
@@ -716,9 +716,11 @@ def combine_values(b, combine_tensors=True, combine_scalars=True, name=None):
                 _check_shapes(b, name, "array")
         return np.stack(b) if combine_tensors else b
     if isinstance(first, dict):
+        if not nested:
+            return b
         if not all(isinstance(x, dict) for x in b):
             raise ValueError(f"cannot collate field{_field_name(name)}: mixed dict and other values")
-        return _collate_dicts(b, combine_tensors, combine_scalars, prefix=name)
+        return _collate_dicts(b, combine_tensors, combine_scalars, prefix=name, nested=True)
     mod = _tensor_module(first)
     if mod is not None:
         if not all(isinstance(x, mod.Tensor) for x in b):
@@ -730,7 +732,7 @@ def combine_values(b, combine_tensors=True, combine_scalars=True, name=None):
     return b
 
 
-def _collate_dicts(rows, combine_tensors, combine_scalars, prefix=None):
+def _collate_dicts(rows, combine_tensors, combine_scalars, prefix=None, nested=False):
     keys = list(rows[0].keys())
     keyset = set(keys)
     for row in rows[1:]:
@@ -742,7 +744,7 @@ def _collate_dicts(rows, combine_tensors, combine_scalars, prefix=None):
     result = {}
     for k in keys:
         name = k if prefix is None else f"{prefix}.{k}"
-        result[k] = combine_values([row[k] for row in rows], combine_tensors, combine_scalars, name=name)
+        result[k] = combine_values([row[k] for row in rows], combine_tensors, combine_scalars, name=name, nested=nested)
     return result
 
 
@@ -758,13 +760,15 @@ def dict2tuple(d):
     return tuple(d[i] for i in range(1 + max(d.keys())))
 
 
-def default_collation_fn(samples, combine_tensors=True, combine_scalars=True):
+def default_collation_fn(samples, combine_tensors=True, combine_scalars=True, nested=False):
     """Make a batch from a list of samples (tuples/lists or dicts).
 
     Tuple samples give a list of collated columns (as ppwebdataset 0.2.86);
-    dict samples give a dict of collated fields, nested dicts included; bare
-    values (e.g. a label per sample) are collated as one column. See
-    ``combine_values`` for how each column is collated.
+    dict samples give a dict of collated fields; bare values (e.g. a label
+    per sample) are collated as one column. A field whose values are dicts
+    (say decoded ``.json``) becomes a list of dicts, as upstream, unless
+    ``nested=True``, which collates it field by field into a dict of columns
+    (``nested_collation_fn``). See ``combine_values`` for each column.
     """
     samples = list(samples)
     if not samples:
@@ -773,7 +777,7 @@ def default_collation_fn(samples, combine_tensors=True, combine_scalars=True):
     if isinstance(first, dict):
         if not all(isinstance(s, dict) for s in samples):
             raise ValueError("cannot collate a batch that mixes dict and non-dict samples")
-        return _collate_dicts(samples, combine_tensors, combine_scalars)
+        return _collate_dicts(samples, combine_tensors, combine_scalars, nested=nested)
     if isinstance(first, list | tuple):
         n = len(first)
         for s in samples:
@@ -783,11 +787,16 @@ def default_collation_fn(samples, combine_tensors=True, combine_scalars=True):
                     f"{type(s).__name__} of length {len(s) if hasattr(s, '__len__') else '?'}"
                 )
         return [
-            combine_values(col, combine_tensors, combine_scalars, name=i)
+            combine_values(col, combine_tensors, combine_scalars, name=i, nested=nested)
             for i, col in enumerate(zip(*samples, strict=True))
         ]
     # Bare values (a scalar, array or tensor per sample) form a single column.
-    return combine_values(samples, combine_tensors, combine_scalars)
+    return combine_values(samples, combine_tensors, combine_scalars, nested=nested)
+
+
+def nested_collation_fn(samples, combine_tensors=True, combine_scalars=True):
+    """``default_collation_fn`` with ``nested=True``: dict values become dicts of batched columns."""
+    return default_collation_fn(samples, combine_tensors, combine_scalars, nested=True)
 
 
 def _batched(data, batchsize=20, collation_fn=default_collation_fn, partial=True):
@@ -978,7 +987,12 @@ def decode_text(stream):
 
 
 def _pickle_allowed():
-    return os.environ.get("PPWDS_ALLOW_PICKLE", "0").strip().lower() in ("1", "true", "yes", "on")
+    # One switch for the whole package: the decoders' flag (ALLOW_PICKLE) or the env variable.
+    try:
+        from .autodecode import pickle_allowed
+    except ImportError:
+        return os.environ.get("PPWDS_ALLOW_PICKLE", "") == "1"
+    return pickle_allowed()
 
 
 def decode_pickle(stream):
@@ -1238,6 +1252,7 @@ __all__ = [
     "map",
     "map_dict",
     "map_tuple",
+    "nested_collation_fn",
     "parse_field_spec",
     "pick",
     "pipeline",

@@ -31,24 +31,30 @@ def meta(i):
     return {"w": i, "tag": "x", "deep": {"a": [i]}}
 
 
-def test_collate_dicts_nested():
-    samples = [
-        {
-            "__key__": f"k{i}",
-            "img": np.ones((3,)) * i,
-            "cls": i,
-            "meta": {"w": i, "tag": "x", "deep": {"a": [i]}},
-        }
-        for i in range(3)
-    ]
+def test_collate_dicts():
+    samples = [{"__key__": f"k{i}", "img": np.ones((3,)) * i, "cls": i, "meta": meta(i)} for i in range(3)]
     batch = F.default_collation_fn(samples)
     assert list(batch) == ["__key__", "img", "cls", "meta"]  # first sample's order
     assert batch["__key__"] == ["k0", "k1", "k2"]
     assert batch["img"].shape == (3, 3)
     assert batch["cls"].tolist() == [0, 1, 2]
-    assert batch["meta"]["w"].tolist() == [0, 1, 2]
-    assert batch["meta"]["tag"] == ["x", "x", "x"]
-    assert batch["meta"]["deep"]["a"] == [[0], [1], [2]]
+    # Dict values (decoded .json) stay a list of dicts, as upstream.
+    assert batch["meta"] == [meta(0), meta(1), meta(2)]
+    # ...also in tuple samples.
+    assert F.default_collation_fn([(1, meta(0)), (2, meta(1))])[1] == [meta(0), meta(1)]
+
+
+def test_collate_nested_dicts():
+    samples = [{"img": np.ones((3,)) * i, "meta": meta(i)} for i in range(3)]
+    for batch in (F.nested_collation_fn(samples), F.default_collation_fn(samples, nested=True)):
+        assert batch["meta"]["w"].tolist() == [0, 1, 2]
+        assert batch["meta"]["tag"] == ["x", "x", "x"]
+        assert batch["meta"]["deep"]["a"] == [[0], [1], [2]]
+    back = list(F.unbatched()(iter([F.nested_collation_fn(samples)])))
+    assert [b["meta"]["deep"]["a"] for b in back] == [[0], [1], [2]]
+    assert int(back[2]["meta"]["w"]) == 2
+    tup = F.nested_collation_fn([(meta(0),), (meta(1),)])
+    assert tup[0]["w"].tolist() == [0, 1]
 
 
 def test_collate_options():
@@ -65,7 +71,7 @@ def test_collate_shape_mismatch_names_field():
         F.default_collation_fn([(np.zeros(1),), (np.zeros(2),)])
     nested = [{"m": {"x": np.zeros(1)}}, {"m": {"x": np.zeros(2)}}]
     with pytest.raises(ValueError, match=r"'m\.x'"):
-        F.default_collation_fn(nested)
+        F.nested_collation_fn(nested)
 
 
 def test_collate_mismatched_structure():
@@ -99,7 +105,7 @@ def test_collate_paddle_tensors():
         }
         for i in range(3)
     ]
-    batch = F.default_collation_fn(samples)
+    batch = F.nested_collation_fn(samples)
     assert isinstance(batch["x"], paddle.Tensor)
     assert list(batch["x"].shape) == [3, 2, 2]
     assert batch["x"].numpy()[2].tolist() == [[2, 2], [2, 2]]

@@ -76,9 +76,11 @@ def test_shuffle_tuple_batch_unbatch(urls):
 
 
 def test_dict_batches_with_nested_json(urls):
-    ds = dataset(urls, shardshuffle=False).map(decode_sample).map(lambda s: {**s, "__url__": None}).batched(10)
-    first = next(iter(ds))
+    ds = dataset(urls, shardshuffle=False).map(decode_sample).map(lambda s: {**s, "__url__": None})
+    first = next(iter(ds.batched(10)))
     assert first["cls"].tolist() == list(range(10))
+    assert [m["id"] for m in first["json"]] == list(range(10))
+    first = next(iter(ds.batched(10, collation_fn=F.nested_collation_fn)))
     assert first["json"]["id"].tolist() == list(range(10))
     assert first["json"]["even"].dtype == np.bool_
     assert first["npy"].shape == (10, 2, 3)
