@@ -260,3 +260,21 @@ def test_pick_matches_upstream_semantics():
 
     assert F.pick(buf, Fixed()) == 11
     assert buf == [10, 13, 12]
+
+
+class Holder:
+    pass
+
+
+def test_buffer_cycles_are_collected():
+    import gc
+    import weakref
+
+    buf = ShuffleBuffer(10, 10, 0)
+    item = Holder()
+    item.buf = buf  # item -> buffer -> item
+    buf.push(item)
+    ref = weakref.ref(item)
+    del buf, item
+    gc.collect()
+    assert ref() is None
