@@ -196,7 +196,8 @@ class WebDataset(DataPipeline, FluidInterface):
             if detshuffle:
                 self.append(filters.detshuffle(shardshuffle, seed=self.seed))
             else:
-                self.append(shardlists.ShardShuffle(shardshuffle, seed=self.seed if seed_given else None))
+                # A new order every pass; reproducible when a seed was given (upstream repeated one order).
+                self.append(filters.shuffle(shardshuffle, seed=self.seed if seed_given else None))
         if cache_dir is not None and cache_size != 0:
             from .cache import make_opener
 

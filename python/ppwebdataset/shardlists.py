@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
+from .filters import pipelinefilter
 from .paddle import IterableDataset
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
 
@@ -133,13 +134,7 @@ def resampled_(src, n=sys.maxsize):
         yield rng.choice(items)
 
 
-def _resampled_stage(*args, **kw):
-    from .filters import pipelinefilter
-
-    return pipelinefilter(resampled_)(*args, **kw)
-
-
-resampled = _resampled_stage
+resampled = pipelinefilter(resampled_)
 
 
 def non_empty(src):
@@ -391,47 +386,11 @@ def shardspec(spec):
     return SimpleShardList(spec)
 
 
-class ShardShuffle:
-    """Buffer-shuffles the shard stream with a new order on every pass.
-
-    With an explicit seed the order is reproducible: pass ``n`` on rank ``r``,
-    worker ``w`` uses ``make_seed(seed, n, r, w)``; call ``set_epoch`` when
-    DataLoader workers are not persistent (each epoch then starts from a fresh
-    copy of the dataset). Without a seed every pass draws fresh entropy.
-    """
-
-    def __init__(self, bufsize, seed=None):
-        self.bufsize = max(int(bufsize), 1)
-        self.seed = seed
-        self.epoch = -1
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch - 1
-
-    def __call__(self, src):
-        self.epoch += 1
-        if self.seed is None:
-            rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        else:
-            rank, _, worker, _ = paddle_worker_info()
-            rng = random.Random(make_seed(self.seed, self.epoch, rank, worker))
-        buf = []
-        for item in src:
-            buf.append(item)
-            if len(buf) >= self.bufsize:
-                k = rng.randrange(len(buf))
-                buf[k], buf[-1] = buf[-1], buf[k]
-                yield buf.pop()
-        rng.shuffle(buf)
-        yield from buf
-
-
 __all__ = [
     "DirectoryShardList",
     "MultiShardSample",
     "ResampledShardList",
     "ResampledShards",
-    "ShardShuffle",
     "SimpleShardList",
     "expand_source",
     "expand_urls",

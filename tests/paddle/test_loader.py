@@ -14,7 +14,8 @@ from ppwebdataset.utils import paddle_rank_info, paddle_worker_info  # noqa: E40
 
 
 def gid(sample):
-    return np.int64(int(sample["cls"]))
+    # A 0-d array, not a scalar: Paddle's DataLoader (3.3) drops plain scalar samples when batch_size=None.
+    return np.array(int(sample["cls"]), dtype=np.int64)
 
 
 def flatten(batches):

@@ -94,7 +94,7 @@ def test_rename_map_dict_map_tuple(shard):
 
 def test_fluid_wrapper_and_webloader(shard):
     paddle = pytest.importorskip("paddle")
-    base = wds.WebDataset(shard, shardshuffle=False).map(lambda s: np.int64(int(s["cls"])))
+    base = wds.WebDataset(shard, shardshuffle=False).map(lambda s: np.array(int(s["cls"]), dtype=np.int64))
     wrapped = wds.FluidWrapper(base).batched(3)
     assert [list(b) for b in wrapped] == [[0, 1, 2], [3, 4, 5]]
     loader = wds.WebLoader(base, batch_size=None, num_workers=0).batched(2)

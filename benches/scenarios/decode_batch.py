@@ -1,4 +1,4 @@
-"""shuffle_batch: 4 shards x 1,000 samples (96x96 JPEG, .cls, small .json) through
+"""decode_batch: 4 shards x 1,000 samples (96x96 JPEG, .cls, small .json) through
 ``.shuffle(1000).decode("rgb8").to_tuple("jpg", "cls").batched(64)``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tarfile
 import time
 from pathlib import Path
 
-NAME = "shuffle_batch"
+NAME = "decode_batch"
 UNIT = "samples/s"
 TARGET = 1.5
 SHARDS = 4
