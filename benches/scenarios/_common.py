@@ -19,6 +19,9 @@ def write_tar(path: Path, samples, mtime=1_700_000_000):
                 info.size = len(data)
                 info.mtime = mtime
                 tf.addfile(info, io.BytesIO(data))
+    # Flush before measuring: background write-back of a fresh shard would skew the first runs.
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
