@@ -30,25 +30,37 @@ def make_dataset(nshards=4, per_shard=2500):
 
 
 def main():
+    import numpy as np
     import paddle
 
     import ppwebdataset as wds
 
     urls = make_dataset()
-
-    def to_pair(sample):
-        return int(sample["cls"]), sample["txt"].decode()
-
-    ds = wds.WebDataset(urls, shardshuffle=False).map(to_pair)
+    ds = (
+        wds.WebDataset(urls, shardshuffle=4, seed=0)
+        .shuffle(1000)
+        .decode()
+        .to_tuple("cls", "txt")
+        .map_tuple(lambda c: np.int64(c), lambda t: np.int64(len(t)))
+        .batched(64)
+    )
     loader = paddle.io.DataLoader(ds, batch_size=None, num_workers=2)
     t0 = time.perf_counter()
     n = 0
-    labels = 0
-    for label, _text in loader:
-        n += 1
-        labels += int(label)
+    label_sum = 0
+    chars = 0
+    for labels, lengths in loader:
+        chars += int(lengths.sum())
+        n += labels.shape[0]
+        label_sum += int(labels.sum())
     dt = time.perf_counter() - t0
-    print(f"demo: streamed {n} samples from {urls} through paddle.io.DataLoader(num_workers=2) in {dt:.2f}s")
+    print(
+        f"demo: {n} samples in {dt:.2f}s from {urls} through "
+        f".shuffle(1000).decode().to_tuple().batched(64) and paddle.io.DataLoader(num_workers=2); "
+        f"label sum {label_sum}, text bytes {chars}"
+    )
+    if n != 10000:
+        raise SystemExit(f"demo: expected 10000 samples, got {n}")
 
 
 if __name__ == "__main__":
