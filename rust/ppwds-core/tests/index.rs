@@ -11,18 +11,12 @@ use ppwds_core::index::{
 use ppwds_core::keys::split_key;
 use ppwds_core::tar::header::BLOCK;
 use ppwds_core::tar::writer::encode_header;
-use ppwds_core::tar::{MemberMeta, TarBuilder, TarReader};
+use ppwds_core::tar::{MemberMeta, TarReader};
 use ppwds_core::ErrorKind;
 use proptest::prelude::*;
 
-fn build(members: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut b = TarBuilder::new(Vec::new());
-    let meta = MemberMeta::default();
-    for (n, d) in members {
-        b.append(n, d, &meta).unwrap();
-    }
-    b.finish().unwrap()
-}
+mod common;
+use common::{build, fix_checksum};
 
 /// A scratch directory removed when dropped.
 struct Scratch(PathBuf);
@@ -221,12 +215,6 @@ fn full_names_from_prefix_pax_and_gnu_headers() {
     assert_eq!(names[0], gnu.as_bytes());
     assert_eq!(names[1], prefixed.as_bytes());
     assert_eq!(names[2], pax.as_bytes());
-}
-
-fn fix_checksum(block: &mut [u8]) {
-    block[148..156].copy_from_slice(b"        ");
-    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
-    block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
 }
 
 #[test]

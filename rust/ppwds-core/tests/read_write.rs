@@ -5,18 +5,12 @@ use std::io::Cursor;
 use ppwds_core::samples::read_all;
 use ppwds_core::source::tar_stream;
 use ppwds_core::tar::header::BLOCK;
-use ppwds_core::tar::{MemberMeta, TarBuilder, TarReader};
+use ppwds_core::tar::{MemberMeta, TarReader};
 use ppwds_core::ErrorKind;
 use proptest::prelude::*;
 
-fn build(members: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut b = TarBuilder::new(Vec::new());
-    let meta = MemberMeta::default();
-    for (n, d) in members {
-        b.append(n, d, &meta).unwrap();
-    }
-    b.finish().unwrap()
-}
+mod common;
+use common::{build, fix_checksum};
 
 /// `(key, [(extension, data)])` per sample.
 type Samples = Vec<(String, Vec<(String, Vec<u8>)>)>;
@@ -96,12 +90,6 @@ fn gnu_long_name_tar(name: &[u8], data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&d);
     out.extend_from_slice(&[0u8; 2 * BLOCK]);
     out
-}
-
-fn fix_checksum(block: &mut [u8]) {
-    block[148..156].copy_from_slice(b"        ");
-    let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
-    block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
 }
 
 #[test]
