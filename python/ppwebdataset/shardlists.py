@@ -16,11 +16,15 @@ from .paddle import IterableDataset
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
 
 
+class MissingVariableError(ValueError, AssertionError):
+    """A ``${name}`` in a URL names an unset ``WDS_<name>`` (an AssertionError in webdataset 1.0.2)."""
+
+
 def envlookup(m):
     """The value of ``WDS_<name>`` for a ``${name}`` match; a clear error if it is unset."""
     key = "WDS_" + m.group(1)
     if key not in os.environ:
-        raise ValueError(f"URL uses ${{{m.group(1)}}} but the environment variable {key} is not set")
+        raise MissingVariableError(f"URL uses ${{{m.group(1)}}} but the environment variable {key} is not set")
     return os.environ[key]
 
 
