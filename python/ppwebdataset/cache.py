@@ -731,7 +731,10 @@ def cached_tarfile_samples(
         url_to_name=url_to_name,
         always=always,
     )
-    files = tar_file_expander(streams, handler=handler, select_files=select_files, rename_files=rename_files)
+    # The marker keeps a shard listed twice in a row (resampling) from merging its samples.
+    files = tar_file_expander(
+        streams, handler=handler, select_files=select_files, rename_files=rename_files, eof_value={}
+    )
     return group_by_keys(files, handler=handler)
 
 
