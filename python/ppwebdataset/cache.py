@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
-from . import filters
+from . import _settings, filters
 from .gopen import local_path, scheme_of
 from .handlers import reraise_exception
 from .tariterators import group_by_keys, tar_file_expander
@@ -54,19 +54,11 @@ except ImportError:  # Windows: no cross-process lock; the atomic rename still k
 
 
 def _env_float(name, default):
-    value = os.environ.get(name, "").strip()
-    try:
-        return float(value) if value else default
-    except ValueError:
-        return default
+    return _settings.env_float(name, default)
 
 
 def _env_flag(name):
-    value = os.environ.get(name, "").strip()
-    try:
-        return bool(int(value or 0))
-    except ValueError:
-        return value.lower() not in ("", "false", "no", "off")
+    return _settings.env_flag(name)
 
 
 default_cache_dir = os.environ.get("WDS_CACHE", "./_cache")

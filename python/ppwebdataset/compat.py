@@ -7,7 +7,7 @@ import random
 import warnings
 from urllib.parse import urlparse
 
-from . import filters, shardlists
+from . import _settings, filters, shardlists
 from .filters import (
     pipelinefilter,  # noqa: F401 - importable from here in 0.2.86
     reraise_exception,
@@ -133,7 +133,7 @@ class ShardSamples:
 def _seed_from_env(seed):
     if seed is not None:
         return seed, True
-    env = os.environ.get("WDS_SEED")
+    env = _settings.env_str("WDS_SEED")
     if env is not None:
         try:
             return int(env), True

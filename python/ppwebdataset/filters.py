@@ -35,8 +35,8 @@ from functools import reduce
 
 import numpy as np
 
-from . import utils
-from .errors import DecodingError, UnsafeOperationError
+from . import _settings, utils
+from .errors import DecodingError, UnsafeOperationError  # noqa: F401 - importable from here
 from .handlers import reraise_exception
 from .utils import PipelineStage, make_seed
 
@@ -992,22 +992,9 @@ def decode_text(stream):
     return stream.read().decode("utf-8")
 
 
-def _pickle_allowed():
-    # One switch for the whole package: the decoders' flag (ALLOW_PICKLE) or the env variable.
-    try:
-        from .autodecode import pickle_allowed
-    except ImportError:
-        return os.environ.get("PPWDS_ALLOW_PICKLE", "") == "1"
-    return pickle_allowed()
-
-
 def decode_pickle(stream):
-    """Unpickle the stream — only with ``PPWDS_ALLOW_PICKLE=1``, since unpickling runs code."""
-    if not _pickle_allowed():
-        raise UnsafeOperationError(
-            "refusing to unpickle data (.pyd): unpickling can run arbitrary code. "
-            "If you trust the data, set PPWDS_ALLOW_PICKLE=1"
-        )
+    """Unpickle the stream -- only when allowed (``PPWDS_ALLOW_PICKLE=1``), since unpickling runs code."""
+    _settings.require_pickle("unpickling (.pyd)")
     return pickle.load(stream)
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
+from . import _settings
 from .filters import pipelinefilter
 from .paddle import IterableDataset
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
@@ -190,7 +191,7 @@ class ResampledShards(IterableDataset):
             seed = make_seed(self.worker_seed(), self.epoch, self.seed)
         else:
             seed = make_seed(self.worker_seed(), self.epoch, self.seed, os.getpid(), time.time_ns(), os.urandom(8))
-        if os.environ.get("WDS_SHOW_SEED", "0") == "1":
+        if _settings.env_flag("WDS_SHOW_SEED"):
             print(f"# ResampledShards seed {seed}", file=sys.stderr)
         if not self.urls:
             return
@@ -319,13 +320,25 @@ class MultiShardSample(IterableDataset):
         self.parse_spec(fname)
 
     def parse_spec(self, fname):
+        origin = None
         if isinstance(fname, dict):
             spec = fname
         else:
             import yaml
 
-            with open(fname) as stream:
-                spec = yaml.safe_load(stream)
+            fname = _url_text(fname)
+            if _settings.is_remote(fname):
+                # A spec fetched from elsewhere is data: its URLs are marked so a pipe: among them is refused.
+                from .gopen import gopen
+
+                origin = fname
+                with gopen(fname, "rb") as stream:
+                    spec = yaml.safe_load(stream.read())
+            else:
+                with open(fname) as stream:
+                    spec = yaml.safe_load(stream)
+        if not isinstance(spec, dict):
+            raise ValueError(f"{fname}: a shard spec must be a mapping")
         unknown = set(spec.keys()) - {"prefix", "datasets", "buckets"}
         if unknown:
             raise ValueError(f"unknown keys in shard spec: {sorted(unknown)}")
@@ -347,6 +360,8 @@ class MultiShardSample(IterableDataset):
             if isinstance(urls, str):
                 urls = [urls]
             urls = [prefix + os.path.join(bucket, u) for url in urls for u in braceexpand(expand(url))]
+            if origin is not None:
+                urls = [_settings.from_data(u, origin) for u in urls]
             resample = ds.get("resample", -1)
             nsample = ds.get("choose", -1)
             if nsample > len(urls):

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import _settings
 from ._core import TarSampleReader, split_key
 from .filters import pipelinefilter
 from .gopen import local_path, rewrite_url
@@ -241,6 +242,7 @@ def _open_source(source: dict[str, Any]):
     url = source["url"]
     path = local_path(rewrite_url(url)) if isinstance(url, str) else local_path(url)
     if path is not None:
+        _settings.check_secure("local")  # the Rust reader opens the path itself, not through gopen
         return path, path, None
     stream = _gopen.gopen(url)
     return stream, None, stream

@@ -20,6 +20,13 @@ import numpy as np
 # ``shard-{0..10}.tar`` names exactly the files bash and webdataset name.
 from braceexpand import UnbalancedBracesError, braceexpand  # noqa: F401
 
+from . import _settings
+
+#: webdataset 1.0.2's security switch (initially from ``WDS_SECURE``). True refuses ``pipe:``,
+#: local files, ``GOPEN_REWRITE``, unpickling and paddle.load; False allows them all; None (the
+#: default when WDS_SECURE is unset) keeps ppwebdataset's defaults (see ``ppwebdataset._settings``).
+enforce_security = _settings.initial_security()
+
 
 def glob_with_braces(pattern):
     """``glob.glob`` over every brace expansion of ``pattern``."""
@@ -245,7 +252,7 @@ def obsolete(func=None, *, reason=None):
 
     @functools.wraps(func)
     def new_func(*args, **kwargs):
-        if not int(os.environ.get("ALLOW_OBSOLETE", "0")):
+        if not _settings.env_flag("ALLOW_OBSOLETE"):
             msg = f"Call to obsolete function {func.__name__}. Set env ALLOW_OBSOLETE=1 to permit."
             if reason is not None:
                 msg += " Reason: " + reason
