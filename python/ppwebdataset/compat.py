@@ -227,7 +227,8 @@ class WebDataset(DataPipeline, FluidInterface):
         elif isinstance(urls, str) and urls.endswith(".json"):
             raise ValueError(f"{urls}: JSON shard lists are read by ppwids.ShardListDataset, not WebDataset")
         elif isinstance(urls, str) and urlparse(urls).path.endswith("/"):
-            self.append(shardlists.DirectoryShardList(urls, mode=mode))
+            # Read-only: a training run never renames the user's files (1.0.2 used the work queue here).
+            self.append(shardlists.DirectoryListing(urls, resampled=mode == "resampled"))
         elif isinstance(urls, shardlists.IterableDataset):
             self.append(urls)
         elif isinstance(urls, str) or shardlists.is_iterable(urls):
