@@ -187,3 +187,20 @@ def test_module_toggles_are_read_through_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(wds.gopen, "ALLOW_PIPE", False)
     monkeypatch.setattr(ad, "ALLOW_PICKLE", True)
     assert _settings.allow_pickle() and wd.pickle_allowed()
+
+
+def test_switches_are_read_only_through_settings():
+    # Reads of the environment live in _settings; the exceptions write (multi.py) or look up
+    # the user's own ${VAR} names (shardlists.envlookup).
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "python"
+    allowed = {("ppwebdataset", "_settings.py"), ("ppwebdataset", "multi.py"), ("ppwebdataset", "shardlists.py")}
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        if ("os.environ" in text or "os.getenv" in text) and (path.parent.name, path.name) not in allowed:
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+    shardlists = (root / "ppwebdataset" / "shardlists.py").read_text()
+    assert shardlists.count("os.environ") == 2  # envlookup only

@@ -61,7 +61,7 @@ def _env_flag(name):
     return _settings.env_flag(name)
 
 
-default_cache_dir = os.environ.get("WDS_CACHE", "./_cache")
+default_cache_dir = _settings.env_str("WDS_CACHE", "./_cache")
 default_cache_size = _env_float("WDS_CACHE_SIZE", 1e18)
 verbose_cache = int(_env_flag("WDS_VERBOSE_CACHE"))
 
@@ -536,7 +536,7 @@ class FileCache:
         self.validator = validator
         self.handler = handler
         if cache_dir is None:
-            cache_dir = os.environ.get("WDS_CACHE") or default_cache_dir
+            cache_dir = _settings.env_str("WDS_CACHE") or default_cache_dir
         self.cache_dir = os.path.expanduser(os.fspath(cache_dir))
         self.verbose = verbose
         self.cache_size = cache_size
@@ -625,13 +625,10 @@ def resolve_cache_settings(cache_dir=None, cache_size=-1):
     ``WDS_CACHE`` overrides the directory and ``WDS_CACHE_SIZE`` the size; the
     directory is user-expanded and must exist (ValueError otherwise).
     """
-    size = os.environ.get("WDS_CACHE_SIZE", "").strip()
-    if size:
-        try:
-            cache_size = int(float(size))
-        except ValueError:
-            raise ValueError(f"WDS_CACHE_SIZE={size!r} is not a number of bytes") from None
-    cache_dir = os.environ.get("WDS_CACHE") or cache_dir
+    size = _settings.env_float("WDS_CACHE_SIZE")
+    if size is not None:
+        cache_size = int(size)
+    cache_dir = _settings.env_str("WDS_CACHE") or cache_dir
     if cache_dir is not None:
         cache_dir = os.path.expanduser(os.fspath(cache_dir))
         if not os.path.isdir(cache_dir):

@@ -481,13 +481,13 @@ def hf_to_https(url: str) -> str:
 
 def _hf_token():
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        token = os.environ.get(name, "").strip()
+        token = _settings.env_str(name, "").strip()
         if token:
             return token
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    home = _settings.env_str("HF_HOME") or os.path.join(
+        _settings.env_str("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
-    path = os.environ.get("HF_TOKEN_PATH") or os.path.join(os.path.expanduser(home), "token")
+    path = _settings.env_str("HF_TOKEN_PATH") or os.path.join(os.path.expanduser(home), "token")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip() or None

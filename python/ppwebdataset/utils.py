@@ -7,7 +7,6 @@ import functools
 import glob
 import hashlib
 import itertools
-import os
 import re
 import sys
 import warnings
@@ -152,12 +151,13 @@ def repeatedly(
 
 
 def _env_pair(a: str, b: str):
-    if a in os.environ and b in os.environ:
-        try:
-            return int(os.environ[a]), int(os.environ[b])
-        except ValueError:
-            return None
-    return None
+    first, second = _settings.env_str(a), _settings.env_str(b)
+    if first is None or second is None:
+        return None
+    try:
+        return int(first), int(second)
+    except ValueError:
+        return None
 
 
 def paddle_rank_info(group=None) -> tuple[int, int]:
