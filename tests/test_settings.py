@@ -204,3 +204,39 @@ def test_switches_are_read_only_through_settings():
     assert offenders == []
     shardlists = (root / "ppwebdataset" / "shardlists.py").read_text()
     assert shardlists.count("os.environ") == 2  # envlookup only
+
+
+SECURE_SCRIPT = """
+import importlib, sys
+name = sys.argv[1]
+utils = importlib.import_module(name + ".utils")
+gopen = importlib.import_module(name + ".gopen")
+out = [repr(utils.enforce_security)]
+try:
+    gopen.gopen(sys.argv[2])
+    out.append("opened")
+except ValueError as exn:
+    out.append(str(exn))
+print("|".join(out))
+"""
+
+
+@pytest.mark.parametrize("value", ["1", "0"])
+def test_wds_secure_env_at_import_like_1_0_2(tmp_path, value):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"x")
+    env = dict(os.environ, WDS_SECURE=value, PYTHONPATH=str(Path(U.__file__).resolve().parents[1]))
+    outs = []
+    for name in ("ppwebdataset", "webdataset"):
+        proc = subprocess.run(
+            [sys.executable, "-c", SECURE_SCRIPT, name, str(path)], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs.append(proc.stdout.strip())
+    assert outs[0] == outs[1]
+    assert outs[0] == ("True|gopen: unsafe_gopen is False, cannot open local files" if value == "1" else "False|opened")
