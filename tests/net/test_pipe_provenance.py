@@ -111,3 +111,22 @@ def test_data_url_mark_survives_pickling_and_rewriting(monkeypatch):
     rewritten = rewrite_url(url)
     assert rewritten == "pipe:cat x.tar" and isinstance(rewritten, _settings.DataURL)
     assert not isinstance(rewrite_url("s3://b/y.tar"), _settings.DataURL)
+
+
+def test_remote_sub_descriptor_of_a_local_one_is_data(tmp_path, server, helpers):
+    from ppwids import ShardListDataset
+
+    local = tmp_path / "s.tar"
+    local.write_bytes(helpers.shard("q", 2))
+    sub = {"wids_version": 1, "shardlist": [{"url": f"pipe:cat < {local}", "nsamples": 2}]}
+    server.files["/sub.json"] = json.dumps(sub).encode()
+    top = {
+        "wids_version": 1,
+        "shardlist": [{"url": f"pipe:cat {local}", "nsamples": 2}],  # the user's own file: runs
+        "datasets": [{"source_url": server.url("/sub.json")}],
+    }
+    (tmp_path / "top.json").write_text(json.dumps(top))
+    ds = ShardListDataset(str(tmp_path / "top.json"), cache_dir=str(tmp_path / "cache"), transformations=[])
+    assert ds[0]["__key__"] == "q000"
+    with pytest.raises(UnsafeOperationError, match="PPWDS_ALLOW_PIPE=1"):
+        ds[2]
