@@ -7,7 +7,7 @@ import random
 import warnings
 from urllib.parse import urlparse
 
-from . import filters, shardlists
+from . import _settings, filters, shardlists
 from .filters import (
     pipelinefilter,  # noqa: F401 - importable from here in 0.2.86
     reraise_exception,
@@ -133,7 +133,7 @@ class ShardSamples:
 def _seed_from_env(seed):
     if seed is not None:
         return seed, True
-    env = os.environ.get("WDS_SEED")
+    env = _settings.env_str("WDS_SEED")
     if env is not None:
         try:
             return int(env), True
@@ -227,7 +227,8 @@ class WebDataset(DataPipeline, FluidInterface):
         elif isinstance(urls, str) and urls.endswith(".json"):
             raise ValueError(f"{urls}: JSON shard lists are read by ppwids.ShardListDataset, not WebDataset")
         elif isinstance(urls, str) and urlparse(urls).path.endswith("/"):
-            self.append(shardlists.DirectoryShardList(urls, mode=mode))
+            # Read-only: a training run never renames the user's files (1.0.2 used the work queue here).
+            self.append(shardlists.DirectoryListing(urls, resampled=mode == "resampled"))
         elif isinstance(urls, shardlists.IterableDataset):
             self.append(urls)
         elif isinstance(urls, str) or shardlists.is_iterable(urls):
