@@ -45,6 +45,10 @@ class FluidInterface:
     def shuffle(self, size, **kw):
         if size < 1:
             return self
+        if getattr(self, "_exact", False):
+            from .exact import with_shuffle
+
+            return with_shuffle(self, size)
         return self.compose(filters.shuffle(size, **kw))
 
     def map(self, f, handler=reraise_exception):
@@ -170,8 +174,16 @@ class WebDataset(DataPipeline, FluidInterface):
         verbose=False,
         seed=None,
         empty_check=True,
+        exact=False,
+        drop_last=False,
+        pad=True,
+        nsamples=None,
     ):
         super().__init__()
+        if exact:
+            self._init_exact(urls, handler, mode, resampled, repeat, shardshuffle, select_files, rename_files)
+            self.append(self._exact_stage(urls, seed, shardshuffle, drop_last, pad, nsamples, handler))
+            return
         if resampled:
             mode = "resampled"
         if mode == "resampled" and shardshuffle not in (False, None):
@@ -209,6 +221,32 @@ class WebDataset(DataPipeline, FluidInterface):
         if repeat:
             self.repeat()
 
+    def _init_exact(self, urls, handler, mode, resampled, repeat, shardshuffle, select_files, rename_files):
+        # exact=True plans the epoch itself (see exact.py): stages that would change it are refused.
+        self._exact = True
+        self.seed, self.verbose, self.repeat_dataset = None, False, False
+        for name, value in (("resampled", resampled or mode == "resampled"), ("repeat", repeat)):
+            if value:
+                raise ValueError(f"WebDataset(exact=True) cannot be combined with {name}=True")
+        if select_files is not None or rename_files is not None:
+            raise ValueError("WebDataset(exact=True) groups samples from the shard index: select_files/rename_files")
+
+    def _exact_stage(self, urls, seed, shardshuffle, drop_last, pad, nsamples, handler):
+        from .exact import ExactSamples
+
+        if seed is None:  # every rank must plan with the same seed
+            seed = _seed_from_env(None)[0] if os.environ.get("WDS_SEED") is not None else 0
+        self.seed = seed
+        return ExactSamples(
+            urls,
+            seed=seed,
+            shardshuffle=shardshuffle not in (None, False, 0),
+            drop_last=drop_last,
+            pad=pad,
+            nsamples=nsamples,
+            handler=handler,
+        )
+
     @staticmethod
     def _cache_settings(cache_dir, cache_size):
         from .cache import resolve_cache_settings
@@ -238,13 +276,6 @@ class WebDataset(DataPipeline, FluidInterface):
         else:
             raise ValueError(f"cannot handle urls of type {type(urls)}")
 
-    def set_epoch(self, epoch):
-        """Tell the shard shuffle and resampler which epoch starts next (for non-persistent workers)."""
-        for stage in self.pipeline:
-            if hasattr(stage, "set_epoch") and stage is not self:
-                stage.set_epoch(epoch)
-        return self
-
     def update_cache_info(self, args):
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
         args.cache_dir, args.cache_size = self._cache_settings(args.cache_dir, args.cache_size)
@@ -265,10 +296,35 @@ class FluidWrapper(DataPipeline, FluidInterface):
 
 
 class WebLoader(DataPipeline, FluidInterface):
-    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods."""
+    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods.
+
+    Over a ``WebDataset(..., exact=True)`` it is an ``exact.ExactLoader``: it also has
+    ``state_dict()`` / ``set_state_dict()`` (alias ``load_state_dict``) and ``set_epoch()``.
+    """
 
     def __init__(self, *args, **kw):
-        super().__init__(DataLoader(*args, **kw))
+        from .exact import ExactLoader, exact_stage
+
+        if args and exact_stage(args[0]) is not None:
+            super().__init__(ExactLoader(*args, **kw))
+        else:
+            super().__init__(DataLoader(*args, **kw))
+
+    def _exact_loader(self):
+        from .exact import ExactLoader
+
+        if not self.pipeline or not isinstance(self.pipeline[0], ExactLoader):
+            raise TypeError("state_dict()/set_state_dict() need a WebLoader over WebDataset(..., exact=True)")
+        return self.pipeline[0]
+
+    def state_dict(self):
+        return self._exact_loader().state_dict()
+
+    def set_state_dict(self, state):
+        self._exact_loader().set_state_dict(state)
+        return self
+
+    load_state_dict = set_state_dict
 
 
 __all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]
