@@ -40,6 +40,8 @@ import os
 import random
 from collections.abc import Sequence
 
+import numpy as np
+
 from .handlers import reraise_exception
 from .paddle import IterableDataset
 from .utils import make_seed, paddle_rank_info, paddle_worker_only_info
@@ -492,8 +494,9 @@ class _Collate:
         done = bool(items) and isinstance(items[-1], _End)
         real = [x for x in items if not isinstance(x, _End)]
         pos = real[-1][1] if real else -1
-        data = self.collate_fn([x for x, _ in real]) if real else None
-        return data, [worker, pos, int(done)]
+        data = self.collate_fn([x for x, _ in real]) if real else 0
+        # An array, not a list: Paddle silently drops a batch that holds no array or tensor.
+        return data, np.array([worker, pos, int(done), len(real)], dtype=np.int64)
 
 
 def _default_collate():
@@ -503,7 +506,7 @@ def _default_collate():
 
 
 def _meta_ints(meta):
-    return [int(m.item() if hasattr(m, "item") else m) for m in meta]
+    return [int(m) for m in np.asarray(meta.numpy() if hasattr(meta, "numpy") else meta).reshape(-1)]
 
 
 class ExactLoader(IterableDataset):
@@ -602,8 +605,8 @@ class ExactLoader(IterableDataset):
                     raise RuntimeError(
                         f"DataLoader ended before worker {w} finished its planned range (did a worker fail?)"
                     ) from None
-                mw, pos, done = _meta_ints(meta)
-                pending[mw].append((data, pos, done))
+                mw, pos, done, n = _meta_ints(meta)
+                pending[mw].append((data if n else None, pos, done))
             data, pos, done = pending[w].popleft()
             if pos >= 0:
                 cur["positions"][w] = pos
