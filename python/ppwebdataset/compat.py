@@ -48,7 +48,7 @@ class FluidInterface:
         if getattr(self, "_exact", False):
             from .exact import with_shuffle
 
-            return with_shuffle(self, size)
+            return with_shuffle(self, size, **kw)
         return self.compose(filters.shuffle(size, **kw))
 
     def map(self, f, handler=reraise_exception):

@@ -92,7 +92,8 @@ def test_plan_properties(counts, world, workers, seed, epoch, mode, batch):
     kw = dict(seed=seed, epoch=epoch, world_size=world, num_workers=workers, batch_size=batch)
     kw.update(pad=mode == "pad", drop_last=mode == "drop")
     n = sum(counts)
-    if mode == "drop" and n < world * workers * (batch or 1):
+    unit = workers * batch if batch else 1  # without a batch size only the ranks are evened out
+    if mode == "drop" and n < world * unit:
         with pytest.raises(ValueError):
             plan_epoch(counts, **kw)
         return
@@ -116,7 +117,7 @@ def test_plan_properties(counts, world, workers, seed, epoch, mode, batch):
         assert set(c) == everything(counts)
         assert 0 <= sum(c.values()) - n < world
     if mode == "drop":
-        assert max(c.values()) == 1 and n - sum(c.values()) < world * workers * (batch or 1)
+        assert max(c.values()) == 1 and n - sum(c.values()) < world * unit
         if batch:
             assert all(k % batch == 0 for r in shares for k in r)
 
