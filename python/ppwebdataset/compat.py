@@ -317,6 +317,13 @@ class WebLoader(DataPipeline, FluidInterface):
             raise TypeError("state_dict()/set_state_dict() need a WebLoader over WebDataset(..., exact=True)")
         return self.pipeline[0]
 
+    def __len__(self):
+        from .exact import ExactLoader
+
+        if self.pipeline and isinstance(self.pipeline[0], ExactLoader) and "size" not in self.__dict__:
+            return len(self.pipeline[0])  # batches per epoch on this rank, from the plan
+        return super().__len__()
+
     def state_dict(self):
         return self._exact_loader().state_dict()
 

@@ -556,11 +556,16 @@ class ExactLoader(IterableDataset):
 
     def __len__(self):
         """Batches this rank gets per epoch (from the plan, assuming 1:1 stages)."""
-        rank, world = paddle_rank_info()
+        rank, world, nw = self._topology()
         stage = self._stage()
-        stage.batch_size = self.batch_size
-        nw = max(self.num_workers, 1)
-        total = stage.__len__()
+        total = rank_totals(
+            sum(stage.counts),
+            world,
+            num_workers=nw,
+            drop_last=stage.drop_last,
+            pad=stage.pad,
+            batch_size=self.batch_size,
+        )[rank]
         return sum(math.ceil(n / self.batch_size) for n in split_counts(total, nw))
 
     def _topology(self):
@@ -570,6 +575,7 @@ class ExactLoader(IterableDataset):
     def __iter__(self):
         rank, world, nw = self._topology()
         base = self._stage()
+        _ = base.counts  # scanned once here, not in every worker
         stage = copy.copy(base)
         stage.batch_size = self.batch_size
         stage.set_epoch(self.epoch)

@@ -10,11 +10,13 @@ import paddle.distributed as dist
 import ppwebdataset as wds
 
 out_dir, mode, k, urls = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+few = [u for u in urls if "few-" in u]  # 3 shards for 2 ranks × 2 workers
+urls = [u for u in urls if u not in few]
 dist.init_parallel_env()
 rank = dist.get_rank()
 
 
-def loader():
+def loader(urls=urls):
     ds = wds.WebDataset(urls, exact=True, seed=0, shardshuffle=True).shuffle(16)
     ds = ds.to_tuple("__key__", "cls").map_tuple(str, int)
     return wds.WebLoader(ds, batch_size=8, num_workers=2)
@@ -43,6 +45,7 @@ if mode == "run":
             batches.append(list(keys))
             result["losses"].append(float(loss))
         result["epochs"].append(batches)
+    result["few"] = keys_of(loader(few))
     again = loader()
     again.set_epoch(0)
     result["again0"] = keys_of(again)

@@ -26,6 +26,7 @@ result = {}
 if mode == "run":
     full = loader().set_epoch(epoch)
     result["full"] = keys(full)
+    result["len"] = len(full)
     result["after"] = full.state_dict()  # a finished pass points at the next epoch
     for k in ks:
         stopped = loader().set_epoch(epoch)

@@ -29,10 +29,11 @@ def launch(tmp_path, out, mode, urls):
 @pytest.mark.timeout(600)
 def test_two_ranks_exact_epochs_train_and_resume(tmp_path):
     urls = make_counts(tmp_path / "data", UNEVEN)
+    few = make_counts(tmp_path / "data", (5, 9, 2), prefix="few")
     total = sum(UNEVEN)
     out = tmp_path / "out"
     out.mkdir()
-    runs = launch(tmp_path, out, "run", urls)
+    runs = launch(tmp_path, out, "run", urls + few)
     all_keys = {f"s{s:02d}-{i:05d}" for s, n in enumerate(UNEVEN) for i in range(n)}
     for epoch in range(2):
         per_rank = [[k for b in r["epochs"][epoch] for k in b] for r in runs]
@@ -46,6 +47,12 @@ def test_two_ranks_exact_epochs_train_and_resume(tmp_path):
         assert r["again0"] == r["epochs"][0]
         assert r["first_k"] == r["epochs"][0][:K]
         assert all(loss == loss for loss in r["losses"])  # trained to the end, no NaN
-    rests = launch(tmp_path, out, "resume", urls)
+    # Fewer shards (3) than ranks × workers (4): still every sample, equal steps.
+    few_keys = [[k for b in r["few"] for k in b] for r in runs]
+    assert len(runs[0]["few"]) == len(runs[1]["few"])
+    assert sorted(few_keys[0] + few_keys[1]) == sorted(
+        f"s{s:02d}-{i:05d}" for s, n in enumerate((5, 9, 2)) for i in range(n)
+    )
+    rests = launch(tmp_path, out, "resume", urls + few)
     for r, rest in zip(runs, rests, strict=True):
         assert rest["rest"] == r["epochs"][0][K:]

@@ -37,6 +37,7 @@ def test_resume_in_a_new_process_continues_exactly(tmp_path, workers, batch, shu
     assert sorted(k for b in full for k in b) == sorted(
         f"s{s:02d}-{i:05d}" for s, n in enumerate(UNEVEN) for i in range(n)
     )
+    assert first["len"] == len(full)
     assert first["after"]["epoch"] == epoch + 1 and first["after"]["batches"] == 0
     ks = [k for k in ks if k < len(full)]
     second = run(out, "resume", workers, batch, shuffle, epoch, ks, urls)
