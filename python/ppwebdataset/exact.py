@@ -17,9 +17,10 @@ splitters and tar reader with :class:`ExactSamples`:
    starting anywhere costs no reading of earlier samples.
 4. **Sample shuffle.** ``.shuffle(n)`` on an exact dataset does not buffer data:
    the order a size-``n`` shuffle buffer would produce over the worker's
-   sample positions is computed up front from ``(seed, epoch, rank, worker)``
-   (integers only, no reads). Output ``t`` is therefore known without replaying
-   anything, and resuming at ``t`` is an index into that order.
+   sample positions is computed from ``(seed, epoch, rank, worker)`` (integers
+   only, no reads), block by block (:class:`ShuffledPositions`). Output ``t`` is
+   therefore known without replaying the pass, and resuming at ``t`` costs one
+   block's order.
 5. **State.** :class:`ExactLoader` (behind ``WebLoader(ds, ...)``) tags every
    batch with the worker that made it and the number of samples that worker has
    handed out, and delivers worker batches in a fixed round-robin (the order
@@ -177,6 +178,43 @@ def buffer_order(n: int, bufsize: int, seed, initial: int | None = None) -> list
     return out
 
 
+class ShuffledPositions:
+    """Output ``t`` -> position of one reader's shuffled pass, computed one block at a time.
+
+    The positions are cut into blocks of ``block`` (at least 64 × ``bufsize``); each block goes
+    through its own shuffle buffer (:func:`buffer_order`, seeded by the block number), which
+    drains at the block's end. Output ``t`` lies in block ``t // block``, so looking it up
+    costs one block's order, whatever ``t`` is; memory stays at one block.
+    """
+
+    def __init__(self, total: int, bufsize: int, seed, initial: int | None = None, block: int | None = None):
+        self.total = total
+        self.bufsize = bufsize
+        self.initial = initial
+        self.seed = seed
+        self.block = max(64 * bufsize, 1 << 16) if block is None else max(int(block), 1)
+        self._k = -1
+        self._order: list[int] = []
+
+    def block_order(self, k: int) -> list[int]:
+        """Positions of block ``k`` in output order."""
+        if k != self._k:
+            lo = k * self.block
+            n = min(self.block, self.total - lo)
+            self._order = [lo + p for p in buffer_order(n, self.bufsize, (self.seed, k), self.initial)]
+            self._k = k
+        return self._order
+
+    def __getitem__(self, t: int) -> int:
+        return self.block_order(t // self.block)[t % self.block]
+
+    def emitted_before(self, t: int):
+        """A predicate: was position ``pos`` handed out before output ``t``?"""
+        lo = (t // self.block) * self.block
+        done = set(self.block_order(t // self.block)[: t - lo])
+        return lambda pos: pos < lo or pos in done
+
+
 # ---------------------------------------------------------------------------
 # Sample counts
 # ---------------------------------------------------------------------------
@@ -303,6 +341,7 @@ class ExactSamples(IterableDataset):
         self.epoch = 0
         self.shuffle_size = 0
         self.shuffle_initial = None
+        self.shuffle_block = None  # ShuffledPositions' default; small values only in tests
         self.batch_size = None
         self.resume = None  # {"epoch": e, "positions": [per worker]} for the next pass only
         self.position = 0  # samples this reader has handed out in the current pass
@@ -341,6 +380,7 @@ class ExactSamples(IterableDataset):
                 self.pad,
                 self.shuffle_size,
                 self.shuffle_initial,
+                self.shuffle_block,
             ]
         )
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -373,7 +413,8 @@ class ExactSamples(IterableDataset):
         total = sum(r[2] for r in ranges)
         order = None
         if self.shuffle_size > 1:
-            order = buffer_order(total, self.shuffle_size, (self.seed, epoch, rank, worker), self.shuffle_initial)
+            seed = (self.seed, epoch, rank, worker)
+            order = ShuffledPositions(total, self.shuffle_size, seed, self.shuffle_initial, self.shuffle_block)
         start = 0
         resume, self.resume = self.resume, None
         if resume is not None and resume["epoch"] == epoch:
@@ -427,7 +468,7 @@ class ExactSamples(IterableDataset):
                     yield pos, sample
                     pos += 1
 
-        before = set(order[:start]) if order is not None else set(range(start))
+        before = order.emitted_before(start) if order is not None else (lambda pos: pos < start)
         pending = {}
         it = sequential()
         for t in range(start, total):
@@ -439,7 +480,7 @@ class ExactSamples(IterableDataset):
                     raise ValueError(
                         f"shard data ended early: exact plan expected {total} samples for this reader"
                     ) from None
-                if pos not in before:
+                if not before(pos):
                     pending[pos] = sample
             self.position = t + 1
             yield pending.pop(want)
@@ -705,6 +746,7 @@ class ExactLoader(IterableDataset):
 __all__ = [
     "ExactLoader",
     "ExactSamples",
+    "ShuffledPositions",
     "buffer_order",
     "exact_stage",
     "plan",

@@ -89,13 +89,14 @@ def test_epochs_seed_and_shuffle(urls):
     assert exact_stage(ds).shuffle_size == 0  # the unshuffled pipeline is unchanged
 
 
-@pytest.mark.parametrize("shuffle", [0, 25])
-def test_resume_positions_seek(urls, shuffle):
+@pytest.mark.parametrize(("shuffle", "block"), [(0, None), (25, None), (10, 37)])
+def test_resume_positions_seek(urls, shuffle, block):
     ds = wds.WebDataset(urls, exact=True, seed=5, shardshuffle=True)
     if shuffle:
         ds = ds.shuffle(shuffle)
-    full = keys(ds.set_epoch(2))
     stage = exact_stage(ds)
+    stage.shuffle_block = block
+    full = keys(ds.set_epoch(2))
     for k in (0, 1, 100, len(full) - 1, len(full)):
         stage.set_epoch(2)
         stage.resume = {"epoch": 2, "positions": [k]}
@@ -115,10 +116,11 @@ def test_wids_descriptor_and_remote_counts(tmp_path, urls, monkeypatch):
         keys(wds.WebDataset(piped, exact=True, seed=1))
     ds = wds.WebDataset(piped, exact=True, seed=1, nsamples=list(UNEVEN)).shuffle(10)
     ref = wds.WebDataset(urls, exact=True, seed=1).shuffle(10)
+    exact_stage(ds).shuffle_block = exact_stage(ref).shuffle_block = 40
     assert keys(ds.set_epoch(0)) == keys(ref.set_epoch(0))
-    stage = exact_stage(ds)
-    stage.resume = {"epoch": 0, "positions": [57]}
-    assert keys(ds.set_epoch(0)) == keys(ref.set_epoch(0))[57:]
+    for k in (57, 80, 300):
+        exact_stage(ds).resume = {"epoch": 0, "positions": [k]}
+        assert keys(ds.set_epoch(0)) == keys(ref.set_epoch(0))[k:]
 
 
 def test_refused_combinations(urls):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppwebdataset.exact import buffer_order, plan, plan_epoch, rank_totals, shard_order
+from ppwebdataset.exact import ShuffledPositions, buffer_order, plan, plan_epoch, rank_totals, shard_order
 
 UNEVEN = (37, 50, 50, 13, 61, 50, 40)
 
@@ -136,3 +136,17 @@ def test_buffer_order_properties(n, bufsize, seed):
 def test_buffer_order_shuffles():
     assert buffer_order(200, 20, 1) != list(range(200))
     assert buffer_order(200, 20, 1) != buffer_order(200, 20, 2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(total=st.integers(0, 400), bufsize=st.integers(2, 30), block=st.integers(1, 120), t=st.integers(0, 400))
+def test_shuffled_positions_blocks(total, bufsize, block, t):
+    sp = ShuffledPositions(total, bufsize, 9, initial=5, block=block)
+    order = [sp[u] for u in range(total)]
+    assert sorted(order) == list(range(total))
+    t = min(t, total)
+    # A fresh lookup at any t (what a resumed reader does) agrees with the full pass.
+    fresh = ShuffledPositions(total, bufsize, 9, initial=5, block=block)
+    assert [fresh[u] for u in range(t, total)] == order[t:]
+    before = ShuffledPositions(total, bufsize, 9, initial=5, block=block).emitted_before(t)
+    assert {p for p in range(total) if before(p)} == set(order[:t])
