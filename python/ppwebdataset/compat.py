@@ -240,7 +240,7 @@ class WebDataset(DataPipeline, FluidInterface):
         return ExactSamples(
             urls,
             seed=seed,
-            shardshuffle=shardshuffle not in (None, False, 0),
+            shardshuffle=shardshuffle is not False and shardshuffle != 0,  # None: shuffled
             drop_last=drop_last,
             pad=pad,
             nsamples=nsamples,

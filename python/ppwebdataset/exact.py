@@ -693,7 +693,8 @@ class ExactLoader(IterableDataset):
             "world_size": world,
             "num_workers": nw,
             "batch_size": self.batch_size,
-            "shuffle": {"size": stage.shuffle_size, "rng": "derived from (seed, epoch, rank, worker) and position"},
+            # The shuffle's RNG state is a function of these, the seed, epoch, rank, worker and position.
+            "shuffle": {"size": stage.shuffle_size, "initial": stage.shuffle_initial, "block": stage.shuffle_block},
             "fingerprint": stage.fingerprint(),
             "samples": body["positions"],
             **{k: body[k] for k in ("positions", "cursor", "live", "batches")},

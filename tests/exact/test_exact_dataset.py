@@ -74,6 +74,12 @@ def test_fewer_shards_than_ranks_times_workers(monkeypatch, tmp_path):
     assert sorted(seen) == sorted(f"s{s:02d}-{i:05d}" for s, n in enumerate((9, 4)) for i in range(n))
 
 
+def test_shard_order_defaults(urls):
+    shuffled = keys(wds.WebDataset(urls, exact=True))
+    assert shuffled == keys(wds.WebDataset(urls, exact=True, seed=0, shardshuffle=100))
+    assert keys(wds.WebDataset(urls, exact=True, shardshuffle=False)) == sorted(shuffled)
+
+
 def test_epochs_seed_and_shuffle(urls):
     ds = wds.WebDataset(urls, exact=True, seed=0, shardshuffle=True)
     e0, e1 = keys(ds.set_epoch(0)), keys(ds.set_epoch(1))

@@ -62,6 +62,9 @@ def test_plain_paddle_dataloader_is_balanced_and_deterministic(tmp_path):
     a, b = epoch(0), epoch(0)
     assert a == b and len(a) == len(set(a)) == sum(UNEVEN)
     assert epoch(1) != a
+    # WebLoader delivers worker batches in Paddle's own round-robin order.
+    web = wds.WebLoader(ds, batch_size=10, num_workers=2).set_epoch(0)
+    assert [k for b, _ in web for k in b] == a
 
 
 def test_state_dict_needs_an_exact_dataset(tmp_path):
