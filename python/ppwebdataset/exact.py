@@ -454,19 +454,25 @@ class ExactSamples(IterableDataset):
     def _read_streaming(self, ranges, starts, order, start, total, local):
         # Remote shards cannot be seeked into: read the ranges in order, keep the items
         # the shuffle order has not reached yet, drop those handed out before `start`.
+        # Ranges wholly before the first position still needed are not opened at all.
+        from contextlib import closing
         from itertools import islice
 
         from .tariterators import read_shard
 
+        floor = start if order is None else (start // order.block) * order.block
+
         def sequential():
-            pos = 0
-            for shard, first, count in ranges:
+            for k, (shard, first, count) in enumerate(ranges):
+                if starts[k + 1] <= floor:
+                    continue
+                skip = max(floor - starts[k], 0)
                 src = dict(url=self.urls[shard])
                 if local[shard] is not None:
                     src["local_path"] = local[shard]
-                for sample in islice(read_shard(src, self.handler), first, first + count):
-                    yield pos, sample
-                    pos += 1
+                with closing(read_shard(src, self.handler)) as samples:
+                    for i, sample in enumerate(islice(samples, first + skip, first + count)):
+                        yield starts[k] + skip + i, sample
 
         before = order.emitted_before(start) if order is not None else (lambda pos: pos < start)
         pending = {}

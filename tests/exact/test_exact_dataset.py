@@ -127,6 +127,9 @@ def test_wids_descriptor_and_remote_counts(tmp_path, urls, monkeypatch):
     for k in (57, 80, 300):
         exact_stage(ds).resume = {"epoch": 0, "positions": [k]}
         assert keys(ds.set_epoch(0)) == keys(ref.set_epoch(0))[k:]
+    plain = wds.WebDataset(piped, exact=True, seed=1, nsamples=list(UNEVEN))
+    exact_stage(plain).resume = {"epoch": 0, "positions": [120]}
+    assert keys(plain) == a[120:]
 
 
 def test_refused_combinations(urls):
