@@ -587,17 +587,20 @@ class ExactLoader(IterableDataset):
         self.num_workers = int(num_workers)
         self.collate_fn = collate_fn
         self.kw = kw
-        self.epoch = stage.epoch
-        self._resume = None
+        self._resume = None  # a loaded state, used by the next pass if it is that state's epoch
         self._cur = None  # per-pass progress while a pass runs
 
     def _stage(self):
         return exact_stage(self.dataset)
 
+    @property
+    def epoch(self):
+        """The epoch of the next pass; it lives in the dataset, so ``ds.set_epoch`` moves it too."""
+        return self._stage().epoch
+
     def set_epoch(self, epoch):
-        """The next pass is epoch ``epoch`` (from its start)."""
-        self.epoch = int(epoch)
-        self._resume = None
+        """The next pass is epoch ``epoch``: from a loaded state if it is that epoch's, else from its start."""
+        self._stage().set_epoch(epoch)
         self._cur = None
         return self
 
@@ -623,16 +626,18 @@ class ExactLoader(IterableDataset):
         rank, world, nw = self._topology()
         base = self._stage()
         _ = base.counts  # scanned once here, not in every worker
+        epoch = base.epoch
+        base.epoch = epoch + 1  # a pass advances the epoch, here in the main process
         stage = copy.copy(base)
         stage.batch_size = self.batch_size
-        stage.set_epoch(self.epoch)
+        stage.set_epoch(epoch)
         resume, self._resume = self._resume, None
-        if resume is not None:
+        if resume is not None and resume["epoch"] == epoch:
             positions = list(resume["positions"])
             cursor, live, batches = resume["cursor"], list(resume["live"]), resume["batches"]
         else:
             positions, cursor, live, batches = [0] * nw, 0, list(range(nw)), 0
-        stage.resume = {"epoch": self.epoch, "positions": list(positions)}
+        stage.resume = {"epoch": epoch, "positions": list(positions)}
         ds = self.dataset.compose(_Tag(stage))
         ds.pipeline[0] = stage
         ds.pipeline[-1].stage = stage
@@ -647,8 +652,6 @@ class ExactLoader(IterableDataset):
             drop_last=False,
             **self.kw,
         )
-        epoch = self.epoch
-        self.epoch += 1
         cur = {"epoch": epoch, "positions": positions, "cursor": cursor, "live": live, "batches": batches}
         self._cur = cur
         return self._deliver(iter(loader), cur, nw)
@@ -689,8 +692,9 @@ class ExactLoader(IterableDataset):
             epoch = cur["epoch"]
             body = {k: copy.copy(cur[k]) for k in ("positions", "cursor", "live", "batches")}
         else:
-            epoch = self.epoch
-            body = self._resume_body() or {"positions": [0] * nw, "cursor": 0, "live": list(range(nw)), "batches": 0}
+            epoch = stage.epoch
+            pending = self._resume if self._resume is not None and self._resume["epoch"] == epoch else None
+            body = pending or {"positions": [0] * nw, "cursor": 0, "live": list(range(nw)), "batches": 0}
         return {
             "version": STATE_VERSION,
             "epoch": epoch,
@@ -705,9 +709,6 @@ class ExactLoader(IterableDataset):
             "samples": body["positions"],
             **{k: body[k] for k in ("positions", "cursor", "live", "batches")},
         }
-
-    def _resume_body(self):
-        return self._resume
 
     def set_state_dict(self, state):
         """Continue from ``state`` (from :meth:`state_dict`, possibly after a JSON round trip).
@@ -737,9 +738,10 @@ class ExactLoader(IterableDataset):
                     f"cannot resume exactly: the state was saved with {key}={state[key]!r}, this loader has "
                     f"{key}={mine!r} (resume with the same ranks, num_workers, batch_size, shards, seed and shuffle)"
                 )
-        self.epoch = int(state["epoch"])
+        stage.set_epoch(int(state["epoch"]))
         self._cur = None
         self._resume = {
+            "epoch": int(state["epoch"]),
             "positions": [int(p) for p in state["positions"]],
             "cursor": int(state["cursor"]),
             "live": [int(w) for w in state["live"]],

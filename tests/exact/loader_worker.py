@@ -39,6 +39,7 @@ else:
     for k in ks:
         resumed = loader()
         resumed.set_state_dict(states[f"state{k}"])
+        resumed.set_epoch(epoch)  # the usual epoch loop: setting the state's own epoch keeps the state
         result[f"rest{k}"] = keys(resumed)
         result[f"next{k}"] = keys(resumed)  # the epoch after the resumed one starts from its beginning
     try:

@@ -13,6 +13,7 @@ pytest.importorskip("paddle")
 from exshards import UNEVEN, make_counts  # noqa: E402
 
 import ppwebdataset as wds  # noqa: E402
+from ppwebdataset.exact import exact_stage  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -71,7 +72,12 @@ def test_state_dict_needs_an_exact_dataset(tmp_path):
     urls = make_counts(tmp_path / "data", (3,))
     with pytest.raises(TypeError, match="exact=True"):
         wds.WebLoader(wds.WebDataset(urls, shardshuffle=False), batch_size=2).state_dict()
-    loader = wds.WebLoader(wds.WebDataset(urls, exact=True).map(lambda s: s["__key__"]), batch_size=2)
+    ds = wds.WebDataset(urls, exact=True).map(lambda s: s["__key__"])
+    loader = wds.WebLoader(ds, batch_size=2)
+    ds.set_epoch(3)  # the epoch lives in the dataset: either object can set it
+    assert loader.state_dict()["epoch"] == 3
+    loader.set_epoch(5)
+    assert loader.state_dict()["epoch"] == 5 and exact_stage(ds).epoch == 5
     with pytest.raises(ValueError, match="batch_size"):
         loader.set_state_dict(dict(loader.state_dict(), batch_size=4))
     assert json.loads(json.dumps(loader.state_dict()))["positions"] == [0]
