@@ -440,6 +440,11 @@ class ExactSamples(IterableDataset):
                 if index is None:
                     index = _open_index(local[shard], self.urls[shard])
                     open_[shard] = index
+                    if len(index) != self.counts[shard]:
+                        raise ValueError(
+                            f"shard {self.urls[shard]!r} has {len(index)} samples, but the epoch was planned "
+                            f"with {self.counts[shard]}: it changed after it was counted"
+                        )
                     if len(open_) > 4:
                         open_.popitem(last=False)[1].close()
                 else:

@@ -148,3 +148,12 @@ def test_set_epoch_lives_on_data_pipeline(urls):
     pipe = wds.DataPipeline(stage, wds.map(lambda s: s["__key__"]))
     a = list(pipe.set_epoch(4))
     assert a == list(pipe.set_epoch(4)) and a != list(pipe.set_epoch(5))
+
+
+def test_a_shard_changed_after_counting_is_named(tmp_path):
+    urls = make_counts(tmp_path / "data", (4, 6))
+    ds = wds.WebDataset(urls, exact=True, shardshuffle=False)
+    assert exact_stage(ds).counts == [4, 6]
+    make_counts(tmp_path / "data", (5, 6))  # rewritten in place: new size and mtime, the sidecar is rebuilt
+    with pytest.raises(ValueError, match="part-0000.tar.*has 5 samples.*planned with 4"):
+        keys(ds)
