@@ -180,9 +180,14 @@ class WebDataset(DataPipeline, FluidInterface):
         nsamples=None,
     ):
         super().__init__()
-        if exact:
-            self._init_exact(urls, handler, mode, resampled, repeat, shardshuffle, select_files, rename_files)
-            self.append(self._exact_stage(urls, seed, shardshuffle, drop_last, pad, nsamples, handler))
+        if exact:  # planned epochs with a resumable state: see exact.py
+            from .exact import setup_webdataset
+
+            setup_webdataset(
+                self, urls, handler=handler, shardshuffle=shardshuffle, mode=mode, resampled=resampled,
+                repeat=repeat, select_files=select_files, rename_files=rename_files, seed=seed,
+                drop_last=drop_last, pad=pad, nsamples=nsamples,
+            )  # fmt: skip
             return
         if resampled:
             mode = "resampled"
@@ -220,32 +225,6 @@ class WebDataset(DataPipeline, FluidInterface):
         )
         if repeat:
             self.repeat()
-
-    def _init_exact(self, urls, handler, mode, resampled, repeat, shardshuffle, select_files, rename_files):
-        # exact=True plans the epoch itself (see exact.py): stages that would change it are refused.
-        self._exact = True
-        self.seed, self.verbose, self.repeat_dataset = None, False, False
-        for name, value in (("resampled", resampled or mode == "resampled"), ("repeat", repeat)):
-            if value:
-                raise ValueError(f"WebDataset(exact=True) cannot be combined with {name}=True")
-        if select_files is not None or rename_files is not None:
-            raise ValueError("WebDataset(exact=True) groups samples from the shard index: select_files/rename_files")
-
-    def _exact_stage(self, urls, seed, shardshuffle, drop_last, pad, nsamples, handler):
-        from .exact import ExactSamples
-
-        if seed is None:  # every rank must plan with the same seed
-            seed = _seed_from_env(None)[0] if os.environ.get("WDS_SEED") is not None else 0
-        self.seed = seed
-        return ExactSamples(
-            urls,
-            seed=seed,
-            shardshuffle=shardshuffle is not False and shardshuffle != 0,  # None: shuffled
-            drop_last=drop_last,
-            pad=pad,
-            nsamples=nsamples,
-            handler=handler,
-        )
 
     @staticmethod
     def _cache_settings(cache_dir, cache_size):

@@ -504,6 +504,50 @@ class ExactSamples(IterableDataset):
         )
 
 
+def setup_webdataset(
+    ds,
+    urls,
+    *,
+    handler,
+    shardshuffle,
+    mode,
+    resampled,
+    repeat,
+    select_files,
+    rename_files,
+    seed,
+    drop_last,
+    pad,
+    nsamples,
+):
+    """Build ``WebDataset(urls, exact=True, ...)``: one :class:`ExactSamples` source instead of the usual stages."""
+    for name, value in (("resampled", resampled or mode == "resampled"), ("repeat", repeat)):
+        if value:
+            raise ValueError(f"WebDataset(exact=True) cannot be combined with {name}=True")
+    if select_files is not None or rename_files is not None:
+        raise ValueError("WebDataset(exact=True) groups samples from the shard index: no select_files/rename_files")
+    if seed is None:  # every rank must plan with the same seed, never a random one
+        seed = 0
+        if os.environ.get("WDS_SEED") is not None:
+            from .compat import _seed_from_env
+
+            seed = _seed_from_env(None)[0]
+    ds._exact = True
+    ds.seed, ds.verbose, ds.repeat_dataset = seed, False, False
+    ds.append(
+        ExactSamples(
+            urls,
+            seed=seed,
+            shardshuffle=shardshuffle is not False and shardshuffle != 0,  # None: shuffled
+            drop_last=drop_last,
+            pad=pad,
+            nsamples=nsamples,
+            handler=handler,
+        )
+    )
+    return ds
+
+
 def exact_stage(ds):
     """The :class:`ExactSamples` source of a pipeline, or None."""
     pipeline = getattr(ds, "pipeline", None)
@@ -767,6 +811,7 @@ __all__ = [
     "plan_epoch",
     "rank_totals",
     "scan_counts",
+    "setup_webdataset",
     "shard_order",
     "split_counts",
     "with_shuffle",

@@ -74,10 +74,12 @@ def test_fewer_shards_than_ranks_times_workers(monkeypatch, tmp_path):
     assert sorted(seen) == sorted(f"s{s:02d}-{i:05d}" for s, n in enumerate((9, 4)) for i in range(n))
 
 
-def test_shard_order_defaults(urls):
+def test_shard_order_defaults(urls, monkeypatch):
     shuffled = keys(wds.WebDataset(urls, exact=True))
     assert shuffled == keys(wds.WebDataset(urls, exact=True, seed=0, shardshuffle=100))
     assert keys(wds.WebDataset(urls, exact=True, shardshuffle=False)) == sorted(shuffled)
+    monkeypatch.setenv("WDS_SEED", "5")  # the seed every rank agrees on, when none is passed
+    assert keys(wds.WebDataset(urls, exact=True)) == keys(wds.WebDataset(urls, exact=True, seed=5)) != shuffled
 
 
 def test_epochs_seed_and_shuffle(urls):
