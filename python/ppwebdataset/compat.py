@@ -45,6 +45,10 @@ class FluidInterface:
     def shuffle(self, size, **kw):
         if size < 1:
             return self
+        if getattr(self, "_exact", False):
+            from .exact import with_shuffle
+
+            return with_shuffle(self, size, **kw)
         return self.compose(filters.shuffle(size, **kw))
 
     def map(self, f, handler=reraise_exception):
@@ -170,8 +174,21 @@ class WebDataset(DataPipeline, FluidInterface):
         verbose=False,
         seed=None,
         empty_check=True,
+        exact=False,
+        drop_last=False,
+        pad=True,
+        nsamples=None,
     ):
         super().__init__()
+        if exact:  # planned epochs with a resumable state: see exact.py
+            from .exact import setup_webdataset
+
+            setup_webdataset(
+                self, urls, handler=handler, shardshuffle=shardshuffle, mode=mode, resampled=resampled,
+                repeat=repeat, select_files=select_files, rename_files=rename_files, seed=seed,
+                drop_last=drop_last, pad=pad, nsamples=nsamples,
+            )  # fmt: skip
+            return
         if resampled:
             mode = "resampled"
         if mode == "resampled" and shardshuffle not in (False, None):
@@ -239,13 +256,6 @@ class WebDataset(DataPipeline, FluidInterface):
         else:
             raise ValueError(f"cannot handle urls of type {type(urls)}")
 
-    def set_epoch(self, epoch):
-        """Tell the shard shuffle and resampler which epoch starts next (for non-persistent workers)."""
-        for stage in self.pipeline:
-            if hasattr(stage, "set_epoch") and stage is not self:
-                stage.set_epoch(epoch)
-        return self
-
     def update_cache_info(self, args):
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
         args.cache_dir, args.cache_size = self._cache_settings(args.cache_dir, args.cache_size)
@@ -266,10 +276,42 @@ class FluidWrapper(DataPipeline, FluidInterface):
 
 
 class WebLoader(DataPipeline, FluidInterface):
-    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods."""
+    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods.
+
+    Over a ``WebDataset(..., exact=True)`` it is an ``exact.ExactLoader``: it also has
+    ``state_dict()`` / ``set_state_dict()`` (alias ``load_state_dict``) and ``set_epoch()``.
+    """
 
     def __init__(self, *args, **kw):
-        super().__init__(DataLoader(*args, **kw))
+        from .exact import ExactLoader, exact_stage
+
+        if args and exact_stage(args[0]) is not None:
+            super().__init__(ExactLoader(*args, **kw))
+        else:
+            super().__init__(DataLoader(*args, **kw))
+
+    def _exact_loader(self):
+        from .exact import ExactLoader
+
+        if not self.pipeline or not isinstance(self.pipeline[0], ExactLoader):
+            raise TypeError("state_dict()/set_state_dict() need a WebLoader over WebDataset(..., exact=True)")
+        return self.pipeline[0]
+
+    def __len__(self):
+        from .exact import ExactLoader
+
+        if self.pipeline and isinstance(self.pipeline[0], ExactLoader) and "size" not in self.__dict__:
+            return len(self.pipeline[0])  # batches per epoch on this rank, from the plan
+        return super().__len__()
+
+    def state_dict(self):
+        return self._exact_loader().state_dict()
+
+    def set_state_dict(self, state):
+        self._exact_loader().set_state_dict(state)
+        return self
+
+    load_state_dict = set_state_dict
 
 
 __all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]
