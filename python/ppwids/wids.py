@@ -214,13 +214,6 @@ class IndexedTarSamples:
                 "the descriptor (or a cached copy of the shard) is out of date; "
                 "rebuild the descriptor with `widsindex create`"
             )
-        dups = self.index.duplicates()
-        if dups:
-            i, ext = dups[0]
-            warnings.warn(
-                f"shard {self.url}: {len(dups)} sample(s) repeat an extension (first: sample {i}, {ext!r}); "
-                "the later member is returned"
-            )
 
     def __len__(self):
         return len(self.index)
