@@ -58,6 +58,13 @@ def _close(stream):
         close()
 
 
+def _finish(stream):
+    """At the end of a shard: lets a pipe report a failing exit status (see Pipe.finish_reading)."""
+    finish = getattr(stream, "finish_reading", None)
+    if finish is not None:
+        finish()
+
+
 def url_opener(
     data: Iterable[dict[str, Any]],
     handler: Callable[[Exception], bool] = reraise_exception,
@@ -115,6 +122,7 @@ def tar_file_iterator(
         while True:
             batch = reader.next_batch()
             if not batch:
+                _finish(fileobj)
                 return
             for fname, data in batch:
                 try:
@@ -275,6 +283,7 @@ def read_shard(source, handler=reraise_exception, select_files=None, rename_file
                     continue
                 return False
             if not batch:
+                _finish(stream)
                 break
             if stats is not None:
                 stats["samples"] += len(batch)
