@@ -31,7 +31,7 @@ from ppwebdataset.utils import paddle_rank_info
 
 from ._paddle import Dataset, Sampler
 from .wids_decode import DefaultDecoder, default_decoder
-from .wids_dl import ULockFile, download_and_open, fetch
+from .wids_dl import check_shard, download_and_open, evict, fetch
 from .wids_lru import LRUCache
 from .wids_mmtar import MMIndexedTar
 from .wids_specs import load_dsdesc_and_resolve, urldir
@@ -293,18 +293,15 @@ class LRUShards:
         if path is not None:
             return self._open(path, url, desc, self._local_sidecar(path))
         local = self.localname(url)
-        downloaded = fetch(url, local, handlers=self.handlers, verbose=self.verbose)
+        downloaded = fetch(url, local, handlers=self.handlers, verbose=self.verbose, validate=check_shard(url))
         try:
             return self._open(local, url, desc, self._cached_sidecar(local))
         except (ShardIndexError, ShardError):
             if downloaded:
                 raise
         # A stale or damaged cached copy: replace it once.
-        with ULockFile(local + ".lock"):
-            for stale in (local, local + SIDECAR_SUFFIX):
-                if os.path.exists(stale):
-                    os.unlink(stale)
-        fetch(url, local, handlers=self.handlers, verbose=self.verbose)
+        evict(local, extra=[local + SIDECAR_SUFFIX])
+        fetch(url, local, handlers=self.handlers, verbose=self.verbose, validate=check_shard(url))
         return self._open(local, url, desc, self._cached_sidecar(local))
 
     def get_shard(self, url, desc=None):
