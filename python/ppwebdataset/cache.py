@@ -28,6 +28,7 @@ Environment: ``WDS_CACHE`` (cache directory), ``WDS_CACHE_SIZE`` (bytes),
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import logging
@@ -599,6 +600,15 @@ class FileCache:
                 if attempt:  # evicted by another process twice in a row
                     raise
 
+    def _refetch(self, url, dest, exn):
+        """A cached copy failed to read: remove it, fetch it again, open the new copy."""
+        _say(f"# {dest} failed to read ({exn}); fetching {url} again", self.verbose)
+        with _entry_lock(dest):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+        path = self.get_file(url)
+        return dict(url=url, stream=open(path, "rb"), local_path=path)
+
     def __call__(self, urls: Iterable) -> Iterator[dict]:
         for sample in urls:
             delay = self.retry_delay
@@ -619,6 +629,8 @@ class FileCache:
                         _sleep(delay)
                         delay *= 2
                     continue
+                if local_path(url) is None:
+                    item["__refetch__"] = functools.partial(self._refetch, url, item["local_path"])
                 with held:
                     yield {**extra, **item}
                 break
