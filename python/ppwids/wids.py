@@ -1,8 +1,9 @@
 """Indexed, random access to WebDataset shards: :class:`ShardListDataset` and its samplers.
 
-Each shard is memory-mapped and indexed by the Rust core in one pass over its
-headers (long names, pax paths and duplicate members handled), so ``ds[i]``
-costs one dict and one copy per member. Remote shards are downloaded once into
+Each shard is indexed by the Rust core in one pass over its headers (long names,
+pax paths and duplicate members handled), so ``ds[i]`` costs one positioned read
+(``pread``) and one dict. A shard truncated while open raises
+``TruncatedShardError``, never SIGBUS. Remote shards are downloaded once into
 a cache directory and checked against the descriptor (``nsamples``, and
 ``filesize``/``md5sum`` when given) before use.
 """
@@ -251,6 +252,8 @@ class LRUShards:
         self.handlers = handlers
         self.verbose = verbose
         self.lru = LRUCache(lru_size, release_handler=_close_shard)
+        # Changes whenever a shard may have been opened, evicted or closed.
+        self.generation = 0
         self.reset_stats()
 
     def reset_stats(self):
@@ -265,6 +268,7 @@ class LRUShards:
         value.close()
 
     def clear(self):
+        self.generation += 1
         self.lru.clear()
 
     def _local_sidecar(self, path):
@@ -313,6 +317,7 @@ class LRUShards:
         self.misses += 1
         self.last_missed = True
         shard = self.open_shard(url, desc)
+        self.generation += 1
         self.lru[url] = shard
         return shard
 
@@ -452,6 +457,7 @@ class ShardListDataset(Dataset):
         self.index_dir = index_dir
         self.as_streams = as_streams
         self._miss_warned = False
+        self._hot = None
         self.cache = self._make_cache()
 
     def _make_cache(self):
@@ -463,10 +469,11 @@ class ShardListDataset(Dataset):
             verbose=self.verbose,
         )
 
-    # Open shards hold memory maps: never pickle them, reopen lazily in the new process.
+    # Open shards hold file handles: never pickle them, reopen lazily in the new process.
     def __getstate__(self):
         state = self.__dict__.copy()
         state["cache"] = None
+        state["_hot"] = None
         return state
 
     def __setstate__(self, state):
@@ -524,7 +531,16 @@ class ShardListDataset(Dataset):
         inner = i - self._starts[k]
         desc = self.shards[k]
         cache = self.cache
-        shard = cache.get_shard(desc["url"], desc)
+        hot = self._hot
+        if hot is not None and hot[0] == k and hot[1] is cache and hot[2] == cache.generation:
+            # Same shard as the last access and nothing opened or evicted since: it is
+            # still open and already the most recently used entry.
+            shard = hot[3]
+            cache.accesses += 1
+            cache.last_missed = False
+        else:
+            shard = cache.get_shard(desc["url"], desc)
+            self._hot = (k, cache, cache.generation, shard)
         sample = shard.get_sample(inner)
         if cache.last_missed:
             self.check_cache_misses()

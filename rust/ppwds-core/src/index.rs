@@ -212,7 +212,7 @@ fn walk_source<R: BufRead>(
 }
 
 /// Window of a header walk over a file.
-const WALK_WINDOW: usize = 8 << 10;
+const WALK_WINDOW: usize = 64 << 10;
 /// Member data the walk skips is handed to the reader as zeros, this much at a time.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
