@@ -203,7 +203,9 @@ def fetch_unlocked(dest, fill, *, validate=None):
 def fetch(dest, fill, *, lock_path, validate=None) -> bool:
     """Make sure ``dest`` exists, fetching it once across processes (see
     :func:`fetch_unlocked`); returns True when this call fetched it."""
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, exist_ok=True)
+    clean_stale_temps(folder)  # also when the file is there already: this is a use of the cache
     with locked(lock_path):
         if os.path.exists(dest):
             return False

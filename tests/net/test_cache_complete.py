@@ -218,3 +218,16 @@ def test_live_and_foreign_temps_are_kept(tmp_path):
     os.utime(foreign, (old, old))
     assert _download.clean_stale_temps(str(folder), again=True) == [str(foreign)]
     os.close(fd)
+
+
+def test_a_cache_hit_also_cleans_stale_temps(tmp_path):
+    from ppwids import wids_dl
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "s.tar").write_bytes(_tar())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = folder / f".ppwds-tmp-{_download._HOST}-{int(dead.stdout)}-1-abc"
+    stale.write_bytes(b"x")
+    assert wids_dl.fetch("http://127.0.0.1:9/s.tar", str(folder / "s.tar")) is False
+    assert not stale.exists()
