@@ -7,7 +7,12 @@ copied into the cache.
 The cache is safe to share between threads and processes:
 
 * a download goes to a unique temporary file next to its destination and is
-  renamed into place atomically, after validation; failures leave nothing;
+  renamed into place atomically, after validation (by default: the whole archive
+  reads to its end-of-archive marker, so a cut download never enters the cache);
+  failures leave nothing, and temporary files of killed processes are removed the
+  next time the directory is used (shared with ppwids: :mod:`ppwebdataset._download`);
+* a cached shard that fails to read later is removed, fetched again and read
+  once more (skipping the samples already delivered);
 * a lock file per entry makes concurrent processes download a URL only once;
 * cache names are a hash of the full URL plus its readable basename, so shards
   with the same basename from different places do not collide;
@@ -23,12 +28,12 @@ Environment: ``WDS_CACHE`` (cache directory), ``WDS_CACHE_SIZE`` (bytes),
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import logging
 import os
 import re
-import secrets
 import shlex
 import sys
 import threading
@@ -37,7 +42,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
-from . import _settings, filters
+from . import _download, _settings, filters
+from .errors import CorruptShardError, TruncatedShardError
 from .gopen import local_path, scheme_of
 from .handlers import reraise_exception
 from .tariterators import group_by_keys, tar_file_expander
@@ -46,11 +52,6 @@ from .utils import obsolete
 # The module, as in upstream (the package-level ``gopen`` is the function). Calls go through
 # it so that replacing ``ppwebdataset.gopen.gopen`` also changes how the cache opens URLs.
 gopen = importlib.import_module(".gopen", __package__)
-
-try:
-    import fcntl
-except ImportError:  # Windows: no cross-process lock; the atomic rename still keeps entries whole
-    fcntl = None
 
 
 def _env_float(name, default):
@@ -68,11 +69,11 @@ verbose_cache = int(_env_flag("WDS_VERBOSE_CACHE"))
 _logger = logging.getLogger(__name__)
 
 # Internal files in a cache directory; LRU accounting treats them specially.
-_TMP_PREFIX = ".ppwds-tmp-"
+_TMP_PREFIX = _download.TMP_PREFIX
 _LOCK_PREFIX = ".ppwds-lock-"
 
 # Temporary files untouched for this long belong to a crashed process.
-STALE_TEMP_SECONDS = 3600.0
+STALE_TEMP_SECONDS = _download.STALE_TEMP_SECONDS
 
 # Indirection so tests can observe the retry back-off without waiting.
 _sleep = time.sleep
@@ -261,36 +262,14 @@ def _lock_path(dest: str) -> str:
     return os.path.join(folder, _LOCK_PREFIX + digest)
 
 
-@contextlib.contextmanager
 def _entry_lock(dest: str):
     """Exclusive lock (across threads and processes) on one cache entry."""
-    if fcntl is None:
-        yield
-        return
-    fd = os.open(_lock_path(dest), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return _download.locked(_lock_path(dest))
 
 
 def _remove_lock(dest: str):
     """Delete an evicted entry's lock file unless someone holds it."""
-    if fcntl is None:
-        return
-    lock = _lock_path(dest)
-    try:
-        fd = os.open(lock, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.unlink(lock)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    _download.remove_unheld_lock(_lock_path(dest))
 
 
 def _touch(path):
@@ -358,7 +337,7 @@ class LRUCleanup:
                 if fname.startswith(_LOCK_PREFIX):
                     continue
                 if fname.startswith(_TMP_PREFIX):
-                    if now - st.st_mtime > STALE_TEMP_SECONDS:
+                    if _download.is_stale_temp(path, now):
                         with contextlib.suppress(OSError):
                             os.unlink(path)
                             removed.append(path)
@@ -402,15 +381,8 @@ class LRUCleanup:
 
 
 def _temp_file(folder):
-    """Create a unique temporary file in ``folder`` (pid + thread + random); returns (fd, path)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        name = f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(6)}"
-        path = os.path.join(folder, name)
-        try:
-            return os.open(path, flags, 0o666), path
-        except FileExistsError:
-            continue
+    """Create a unique temporary file in ``folder`` (host + pid + thread + random); returns (fd, path)."""
+    return _download.new_temp(folder)
 
 
 def _invalid_download(url, temp):
@@ -420,6 +392,22 @@ def _invalid_download(url, temp):
     return ValueError(f"{url}: downloaded data is not a tar archive but {kind}; it starts with {head!r}")
 
 
+class IncompleteDownloadError(TruncatedShardError):
+    """A download ended before its archive did (a server that closed early, say)."""
+
+
+def check_tar_complete(fname: str) -> bool:
+    """:func:`check_tar_format`, and the whole archive reads to its end-of-archive marker
+    (a compressed one to the end of its stream); a cut or damaged file raises a ``ShardError``.
+
+    The default validator of :class:`FileCache`: a truncated download never enters the cache.
+    """
+    if not check_tar_format(fname):
+        return False
+    _download.check_complete_shard(fname)
+    return True
+
+
 def download(url, dest, chunk_size=1024**2, verbose=False, *, validator=None):
     """Download ``url`` to ``dest`` atomically.
 
@@ -427,23 +415,31 @@ def download(url, dest, chunk_size=1024**2, verbose=False, *, validator=None):
     with ``validator(path)`` when one is given, and is then renamed to ``dest``.
     On any failure the temporary file is removed and the error propagates.
     """
-    folder = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(folder, exist_ok=True)
-    fd, temp = _temp_file(folder)
-    try:
-        with os.fdopen(fd, "wb") as out, gopen.gopen(url, "rb") as stream:
+
+    def fill(temp):
+        with open(temp, "wb") as out, gopen.gopen(url, "rb") as stream:
             while True:
                 data = stream.read(chunk_size)
                 if not data:
                     break
                 out.write(data)
-        if validator is not None and not validator(temp):
+
+    def validate(temp):
+        if validator is None:
+            return
+        try:
+            ok = validator(temp)
+        except (TruncatedShardError, CorruptShardError) as exn:
+            raise IncompleteDownloadError(
+                f"{url}: the download is not a complete shard ({exn}); not cached",
+                url=url,
+                member=exn.member,
+                offset=exn.offset,
+            ) from exn
+        if not ok:
             raise _invalid_download(url, temp)
-        os.replace(temp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+
+    _download.fetch_unlocked(dest, fill, validate=validate)
     _say(f"# downloaded {url} to {dest}", verbose)
     return dest
 
@@ -510,7 +506,8 @@ class FileCache:
             result that is itself a URL (``pipe_cleaner``) is hashed into a name.
         verbose: report downloads and evictions on stderr (also ``WDS_VERBOSE_CACHE=1``).
         validator: ``validator(path) -> bool`` run on each download before it
-            enters the cache (None: no check).
+            enters the cache (None: no check). The default,
+            :func:`check_tar_complete`, reads the whole archive.
         handler: error handler. True retries the URL with a short back-off (up
             to ``max_attempts`` tries, then the URL is skipped); False ends the
             stage at once; raising propagates.
@@ -525,7 +522,7 @@ class FileCache:
         *,
         url_to_name: Callable[[str], str] = url_to_cache_name,
         verbose: bool = False,
-        validator: Callable[[str], bool] | None = check_tar_format,
+        validator: Callable[[str], bool] | None = check_tar_complete,
         handler: Callable[[Exception], bool] = reraise_exception,
         cache_size: int = -1,
         cache_cleanup_interval: int = 30,
@@ -567,6 +564,7 @@ class FileCache:
         if path is not None:
             return path
         dest = self.cache_path(url)
+        _download.clean_stale_temps(os.path.dirname(dest))
         if os.path.exists(dest):
             _touch(dest)
             return dest
@@ -594,6 +592,15 @@ class FileCache:
                 if attempt:  # evicted by another process twice in a row
                     raise
 
+    def _refetch(self, url, dest, exn):
+        """A cached copy failed to read: remove it, fetch it again, open the new copy."""
+        _say(f"# {dest} failed to read ({exn}); fetching {url} again", self.verbose)
+        with _entry_lock(dest):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+        path = self.get_file(url)
+        return dict(url=url, stream=open(path, "rb"), local_path=path)
+
     def __call__(self, urls: Iterable) -> Iterator[dict]:
         for sample in urls:
             delay = self.retry_delay
@@ -614,6 +621,8 @@ class FileCache:
                         _sleep(delay)
                         delay *= 2
                     continue
+                if local_path(url) is None:
+                    item["__refetch__"] = functools.partial(self._refetch, url, item["local_path"])
                 with held:
                     yield {**extra, **item}
                 break
@@ -664,7 +673,7 @@ def cached_url_opener(
     cache_size=-1,
     cache_dir=None,
     url_to_name=pipe_cleaner,
-    validator=check_tar_format,
+    validator=check_tar_complete,
     verbose=False,
     always=False,
 ):

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import _settings
 from .handlers import reraise_exception
 from .paddle import IterableDataset
 from .utils import make_seed, paddle_rank_info, paddle_worker_only_info
@@ -528,7 +529,7 @@ def setup_webdataset(
         raise ValueError("WebDataset(exact=True) groups samples from the shard index: no select_files/rename_files")
     if seed is None:  # every rank must plan with the same seed, never a random one
         seed = 0
-        if os.environ.get("WDS_SEED") is not None:
+        if _settings.env_str("WDS_SEED") is not None:
             from .compat import _seed_from_env
 
             seed = _seed_from_env(None)[0]

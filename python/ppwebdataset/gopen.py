@@ -201,6 +201,18 @@ class Pipe:
             self.status = self.proc.wait()
         self._judge()
 
+    def finish_reading(self):
+        """Called when a reader got all it needs (a tar's end marker): read the rest of the
+        output and reap the child, raising if it failed, so a failing command is noticed
+        even when its output looked complete."""
+        if self.mode[0] != "r" or self._closed:
+            return
+        if self.status is None:
+            with contextlib.suppress(OSError, ValueError):
+                while self.stream.read(1 << 16):
+                    pass
+        self.wait_for_child()
+
     def read(self, size=-1):
         if size == 0:
             return b""
@@ -404,7 +416,8 @@ def gopen_pipe(url, mode="rb", bufsize=8192):
     cmd = url[5:] if url.startswith("pipe:") else url
     # Own process group, so stopping early also stops the commands the shell started.
     group = dict(process_group=0) if _POSIX else {}
-    return Pipe(cmd, mode=mode, shell=True, bufsize=bufsize, url=url, **group)
+    # stderr is kept for the error message (shown live under GOPEN_VERBOSE=1), as for curl.
+    return Pipe(cmd, mode=mode, shell=True, bufsize=bufsize, url=url, capture_stderr=not _verbose(), **group)
 
 
 def _run(argv, url, mode, bufsize, ignore_status=(), **kw):

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _settings
 from ._core import TarSampleReader, split_key
+from .errors import CorruptShardError, TruncatedShardError
 from .filters import pipelinefilter
 from .gopen import local_path, rewrite_url
 from .handlers import reraise_exception
@@ -57,6 +58,13 @@ def _close(stream):
     close = getattr(stream, "close", None)
     if close is not None:
         close()
+
+
+def _finish(stream):
+    """At the end of a shard: lets a pipe report a failing exit status (see Pipe.finish_reading)."""
+    finish = getattr(stream, "finish_reading", None)
+    if finish is not None:
+        finish()
 
 
 def url_opener(
@@ -116,6 +124,7 @@ def tar_file_iterator(
         while True:
             batch = reader.next_batch()
             if not batch:
+                _finish(fileobj)
                 return
             for fname, data in batch:
                 try:
@@ -254,47 +263,74 @@ def read_shard(source, handler=reraise_exception, select_files=None, rename_file
     Errors go through ``handler`` with the shard URL appended to ``args``; a
     True result skips the rest of the shard. Returns False when the handler
     asked to stop. A sample cut off by damage is never yielded.
+
+    A source from a file cache may carry ``__refetch__(exn)``: when the cached copy
+    turns out cut or corrupt, it is fetched again once (returning a new source) and
+    read on after the samples already yielded.
     """
     url = source["url"]
-    stream = None
-    reader = None
-    try:
-        target, path, stream = _open_source(source)
-        reader = TarSampleReader(
-            target,
-            url,
-            source.get("local_path", path),
-            select_files=select_files,
-            rename_files=rename_files,
-        )
-        if stats is not None:
-            stats["shards"] += 1
-        while True:
-            try:
-                batch = reader.next_batch()
-            except Exception as exn:
-                if reader.done:
-                    raise
-                # A recoverable error (duplicate extension, failing callback): the shard goes on.
-                exn.args = exn.args + (url,)
-                if handler(exn):
-                    continue
+    refetch = source.get("__refetch__")
+    delivered = 0
+    counted = stats is None
+    while True:
+        stream = None
+        reader = None
+        try:
+            target, path, stream = _open_source(source)
+            reader = TarSampleReader(
+                target,
+                url,
+                source.get("local_path", path),
+                select_files=select_files,
+                rename_files=rename_files,
+            )
+            if not counted:
+                stats["shards"] += 1
+                counted = True
+            skip = delivered
+            while True:
+                try:
+                    batch = reader.next_batch()
+                except Exception as exn:
+                    if reader.done:
+                        raise
+                    # A recoverable error (duplicate extension, failing callback): the shard goes on.
+                    exn.args = exn.args + (url,)
+                    if handler(exn):
+                        continue
+                    return False
+                if not batch:
+                    _finish(stream)
+                    break
+                if skip:
+                    cut = min(skip, len(batch))
+                    batch, skip = batch[cut:], skip - cut
+                if stats is not None:
+                    stats["samples"] += len(batch)
+                yield from batch
+                delivered += len(batch)
+        except (TruncatedShardError, CorruptShardError) as exn:
+            if refetch is not None:
+                again, refetch = refetch, None
+                try:
+                    source = again(exn)
+                except Exception as exn2:
+                    exn2.args = exn2.args + (url,)
+                    return bool(handler(exn2))
+                continue
+            exn.args = exn.args + (url,)
+            if not handler(exn):
                 return False
-            if not batch:
-                break
-            if stats is not None:
-                stats["samples"] += len(batch)
-            yield from batch
-    except Exception as exn:
-        exn.args = exn.args + (url,)
-        if not handler(exn):
-            return False
-    finally:
-        if reader is not None:
-            reader.close()
-        if stream is not None:
-            _close(stream)
-    return True
+        except Exception as exn:
+            exn.args = exn.args + (url,)
+            if not handler(exn):
+                return False
+        finally:
+            if reader is not None:
+                reader.close()
+            if stream is not None:
+                _close(stream)
+        return True
 
 
 def tarfile_samples(

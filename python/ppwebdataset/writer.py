@@ -17,12 +17,14 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import itertools
 import json
 import logging
 import lzma
 import os
 import pickle
 import re
+import stat
 import tarfile
 import warnings
 from collections.abc import Callable
@@ -30,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from . import _settings
 from ._core import TarEncoder
-from .gopen import gopen
+from .gopen import gopen, local_path, rewrite_url
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +326,50 @@ def _compression(fileobj, compress):
     return None
 
 
+_tmp_counter = itertools.count()
+
+
+def _open_local_temp(url):
+    """For a local path (or ``file:`` URL) that is, or will be, a regular file: open a
+    temporary ``<name>.tmp-<pid>-<n>`` next to it; returns ``(stream, tmp, final)``.
+    None for anything else (stdout, pipes, remote URLs, devices, FIFOs)."""
+    if not isinstance(url, str) or url == "-":
+        return None
+    path = local_path(rewrite_url(url))
+    if path is None:
+        return None
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # write through the link, as opening it would
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.tmp-{os.getpid()}-{next(_tmp_counter)}"
+    # O_EXCL: never write into someone else's file; mode 0o666 lets the umask decide, as open() does.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        stream = os.fdopen(fd, "wb", buffering=_settings.env_int("GOPEN_BUFFER", -1))
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return stream, tmp, path
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory
+    finally:
+        os.close(fd)
+
+
 class TarWriter:
     """Write samples (dicts) as members of one tar archive.
 
@@ -336,6 +383,11 @@ class TarWriter:
     byte-identical shards. Members are written in sorted key order.
     ``format`` is accepted for compatibility; the output is always ustar with
     pax records where a value does not fit.
+
+    A local path is written as ``<path>.tmp-<pid>-<n>`` and renamed to ``path`` by
+    :meth:`close`, so a file under the final name is always a complete archive (a
+    killed writer leaves only the temporary file). With ``fsync=True`` the data and
+    the rename are synced to disk first.
 
     Example::
 
@@ -354,8 +406,11 @@ class TarWriter:
         keep_meta: bool = False,
         mtime: float | None = None,
         format: Any = None,
+        fsync: bool = False,
     ):
         self._closed = True
+        self.fsync = fsync
+        self._tmp = self._final = None
         if isinstance(fileobj, os.PathLike):
             fileobj = os.fspath(fileobj)
         if mtime is not None:
@@ -378,7 +433,11 @@ class TarWriter:
         else:
             handlers = None
             self._pre = None if self.encoder is _identity else self.encoder
-        if isinstance(fileobj, str):
+        local = _open_local_temp(fileobj)
+        if local is not None:
+            stream, self._tmp, self._final = local
+            self.own_fileobj = stream
+        elif isinstance(fileobj, str):
             stream = gopen(fileobj, "wb")
             self.own_fileobj = None if fileobj == "-" else stream
         else:
@@ -401,8 +460,17 @@ class TarWriter:
         except BaseException:
             if self.own_fileobj is not None:
                 self.own_fileobj.close()
+            self._discard()
             raise
         self._closed = False
+
+    def _discard(self):
+        if self._tmp is not None:
+            tmp, self._tmp = self._tmp, None
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
 
     def _compressor(self, stream, kind):
         if kind == "gz":
@@ -435,16 +503,38 @@ class TarWriter:
         if self._closed:
             return
         self._closed = True
+        done = False
         try:
             self._enc.finish()
             if self._zstream is not None:
                 self._zstream.close()
             if self.own_fileobj is None and hasattr(self.stream, "flush"):
                 self.stream.flush()
+            if self._tmp is not None:
+                self.own_fileobj.flush()
+                if self.fsync:
+                    os.fsync(self.own_fileobj.fileno())
+            done = True
         finally:
             if self.own_fileobj is not None:
                 own, self.own_fileobj = self.own_fileobj, None
-                own.close()
+                try:
+                    own.close()
+                except BaseException:
+                    done = False
+                    raise
+                finally:
+                    if not done:
+                        self._discard()  # a cut archive never gets the final name
+        if self._tmp is not None:
+            tmp, self._tmp = self._tmp, None
+            try:
+                os.replace(tmp, self._final)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            if self.fsync:
+                _fsync_dir(self._final)
 
     def __del__(self):
         if not getattr(self, "_closed", True):
@@ -480,6 +570,9 @@ class ShardWriter:
     default opens ``fname`` with :func:`gopen`. Other keyword arguments go to
     :class:`TarWriter`. With ``verbose``, each new shard prints
     ``# writing <name> <count> <size> GB <total>`` to stdout, as 0.2.86 did.
+
+    Shards written to local paths appear under their final names only once complete
+    (see :class:`TarWriter`); ``fsync=True`` syncs each to disk before it is renamed.
     """
 
     def __init__(
@@ -491,8 +584,11 @@ class ShardWriter:
         start_shard: int = 0,
         verbose: int = 1,
         opener: Callable | None = None,
+        fsync: bool = False,
         **kw,
     ):
+        if fsync:
+            kw = {**kw, "fsync": True}
         if maxcount < 1:
             raise ValueError(f"maxcount must be at least 1, not {maxcount}")
         self.verbose = verbose

@@ -1,8 +1,9 @@
 """Indexed, random access to WebDataset shards: :class:`ShardListDataset` and its samplers.
 
-Each shard is memory-mapped and indexed by the Rust core in one pass over its
-headers (long names, pax paths and duplicate members handled), so ``ds[i]``
-costs one dict and one copy per member. Remote shards are downloaded once into
+Each shard is indexed by the Rust core in one pass over its headers (long names,
+pax paths and duplicate members handled), so ``ds[i]`` costs one positioned read
+(``pread``) and one dict. A shard truncated while open raises
+``TruncatedShardError``, never SIGBUS. Remote shards are downloaded once into
 a cache directory and checked against the descriptor (``nsamples``, and
 ``filesize``/``md5sum`` when given) before use.
 """
@@ -32,7 +33,7 @@ from ppwebdataset.utils import paddle_rank_info
 
 from ._paddle import Dataset, Sampler
 from .wids_decode import DefaultDecoder, default_decoder
-from .wids_dl import ULockFile, download_and_open, fetch
+from .wids_dl import check_shard, download_and_open, evict, fetch
 from .wids_lru import LRUCache
 from .wids_mmtar import MMIndexedTar
 from .wids_specs import load_dsdesc_and_resolve, urldir
@@ -215,13 +216,6 @@ class IndexedTarSamples:
                 "the descriptor (or a cached copy of the shard) is out of date; "
                 "rebuild the descriptor with `widsindex create`"
             )
-        dups = self.index.duplicates()
-        if dups:
-            i, ext = dups[0]
-            warnings.warn(
-                f"shard {self.url}: {len(dups)} sample(s) repeat an extension (first: sample {i}, {ext!r}); "
-                "the later member is returned"
-            )
 
     def __len__(self):
         return len(self.index)
@@ -259,6 +253,8 @@ class LRUShards:
         self.handlers = handlers
         self.verbose = verbose
         self.lru = LRUCache(lru_size, release_handler=_close_shard)
+        # Changes whenever a shard may have been opened, evicted or closed.
+        self.generation = 0
         self.reset_stats()
 
     def reset_stats(self):
@@ -273,6 +269,7 @@ class LRUShards:
         value.close()
 
     def clear(self):
+        self.generation += 1
         self.lru.clear()
 
     def _local_sidecar(self, path):
@@ -301,18 +298,15 @@ class LRUShards:
         if path is not None:
             return self._open(path, url, desc, self._local_sidecar(path))
         local = self.localname(url)
-        downloaded = fetch(url, local, handlers=self.handlers, verbose=self.verbose)
+        downloaded = fetch(url, local, handlers=self.handlers, verbose=self.verbose, validate=check_shard(url))
         try:
             return self._open(local, url, desc, self._cached_sidecar(local))
         except (ShardIndexError, ShardError):
             if downloaded:
                 raise
         # A stale or damaged cached copy: replace it once.
-        with ULockFile(local + ".lock"):
-            for stale in (local, local + SIDECAR_SUFFIX):
-                if os.path.exists(stale):
-                    os.unlink(stale)
-        fetch(url, local, handlers=self.handlers, verbose=self.verbose)
+        evict(local, extra=[local + SIDECAR_SUFFIX])
+        fetch(url, local, handlers=self.handlers, verbose=self.verbose, validate=check_shard(url))
         return self._open(local, url, desc, self._cached_sidecar(local))
 
     def get_shard(self, url, desc=None):
@@ -324,6 +318,7 @@ class LRUShards:
         self.misses += 1
         self.last_missed = True
         shard = self.open_shard(url, desc)
+        self.generation += 1
         self.lru[url] = shard
         return shard
 
@@ -463,6 +458,7 @@ class ShardListDataset(Dataset):
         self.index_dir = index_dir
         self.as_streams = as_streams
         self._miss_warned = False
+        self._hot = None
         self.cache = self._make_cache()
 
     def _make_cache(self):
@@ -474,10 +470,11 @@ class ShardListDataset(Dataset):
             verbose=self.verbose,
         )
 
-    # Open shards hold memory maps: never pickle them, reopen lazily in the new process.
+    # Open shards hold file handles: never pickle them, reopen lazily in the new process.
     def __getstate__(self):
         state = self.__dict__.copy()
         state["cache"] = None
+        state["_hot"] = None
         return state
 
     def __setstate__(self, state):
@@ -535,7 +532,16 @@ class ShardListDataset(Dataset):
         inner = i - self._starts[k]
         desc = self.shards[k]
         cache = self.cache
-        shard = cache.get_shard(desc["url"], desc)
+        hot = self._hot
+        if hot is not None and hot[0] == k and hot[1] is cache and hot[2] == cache.generation:
+            # Same shard as the last access and nothing opened or evicted since: it is
+            # still open and already the most recently used entry.
+            shard = hot[3]
+            cache.accesses += 1
+            cache.last_missed = False
+        else:
+            shard = cache.get_shard(desc["url"], desc)
+            self._hot = (k, cache, cache.generation, shard)
         sample = shard.get_sample(inner)
         if cache.last_missed:
             self.check_cache_misses()

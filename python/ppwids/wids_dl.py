@@ -6,9 +6,12 @@ list. ``pipe:`` URLs are shell commands: the user's own run as in wids, but one
 read from a remote descriptor is refused unless ``PPWDS_ALLOW_PIPE=1`` is set.
 
 Every download goes to a unique temporary file next to its destination and is
-renamed into place only when complete, so a reader never sees a partial file.
-A lock file next to the destination makes concurrent processes (DataLoader
-workers, several ranks on one host) download each file once.
+renamed into place only when complete (for shards: read to the end of the
+archive), so a reader never sees a partial file. A lock file next to the
+destination makes concurrent processes (DataLoader workers, several ranks on one
+host) download each file once. The mechanics are shared with the streaming cache
+(:mod:`ppwebdataset._download`), including the removal of temporary files left by
+killed processes.
 """
 
 from __future__ import annotations
@@ -22,18 +25,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections import deque
 from urllib.parse import urlparse
 
-from ppwebdataset import _settings
+from ppwebdataset import _download, _settings
 from ppwebdataset.errors import PpwdsError
 from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of  # noqa: F401 - pipe_allowed kept importable
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: rely on the atomic rename alone
-    fcntl = None
 
 #: ``(url, local, end time, seconds)`` of recent downloads in this process.
 recent_downloads: deque = deque(maxlen=1000)
@@ -59,19 +56,16 @@ class ULockFile:
 
     def __init__(self, path):
         self.lockfile_path = path
-        self.lockfile = None
+        self._held = None
 
     def __enter__(self):
-        self.lockfile = open(self.lockfile_path, "a")
-        if fcntl is not None:
-            fcntl.flock(self.lockfile.fileno(), fcntl.LOCK_EX)
+        self._held = _download.locked(self.lockfile_path)
+        self._held.__enter__()
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb):
-        if fcntl is not None:
-            fcntl.flock(self.lockfile.fileno(), fcntl.LOCK_UN)
-        self.lockfile.close()
-        self.lockfile = None
+        held, self._held = self._held, None
+        held.__exit__(exc_type, exc_val, exc_tb)
 
 
 def _fail(url, what):
@@ -167,8 +161,7 @@ def url_scheme(url: str) -> str:
     return scheme_of(url) or "posixpath"
 
 
-def download_file_no_log(remote, local, handlers=None):
-    """Download ``remote`` to ``local`` via a temporary file and an atomic rename."""
+def _resolve_handler(remote, handlers):
     handlers = default_cmds if handlers is None else handlers
     schema = url_scheme(remote)
     handler = handlers.get(schema)
@@ -176,46 +169,72 @@ def download_file_no_log(remote, local, handlers=None):
         raise _fail(remote, f"unknown URL scheme {schema!r}")
     if isinstance(handler, str):
         handler = template_handler(handler)
-    directory = os.path.dirname(os.path.abspath(local))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(local)}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        handler(remote, tmp)
-        if not os.path.exists(tmp):
-            raise _fail(remote, "the downloader produced no file")
-        os.replace(tmp, local)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    return handler
+
+
+def download_file_no_log(remote, local, handlers=None, *, validate=None):
+    """Download ``remote`` to ``local`` via a temporary file and an atomic rename
+    (after ``validate(temp_path)``, which may raise, when given)."""
+    handler = _resolve_handler(remote, handlers)
+    _download.fetch_unlocked(local, lambda tmp: handler(remote, tmp), validate=validate)
     return local
 
 
-def download_file(remote, local, handlers=None, verbose=False):
+def download_file(remote, local, handlers=None, verbose=False, *, validate=None):
     """:func:`download_file_no_log`, recorded in :data:`recent_downloads`."""
     start = time.time()
     try:
-        return download_file_no_log(remote, local, handlers=handlers)
+        return download_file_no_log(remote, local, handlers=handlers, validate=validate)
     finally:
         recent_downloads.append((remote, local, time.time(), time.time() - start))
         if verbose:
             print("downloaded", remote, "to", local, "in", time.time() - start, "seconds", file=sys.stderr)
 
 
-def fetch(remote, local, handlers=None, verbose=False) -> bool:
+def fetch(remote, local, handlers=None, verbose=False, *, validate=None) -> bool:
     """Make sure ``local`` holds ``remote``, downloading it once across processes.
 
-    Returns True when this call downloaded the file, False when it was already there.
+    ``validate(temp_path)`` (e.g. :func:`check_shard`) may raise to keep a bad download
+    out of the cache. Returns True when this call downloaded the file, False when it was
+    already there.
     """
-    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-    with ULockFile(local + ".lock"):
-        if os.path.exists(local):
-            if verbose:
-                print("using cached", local, file=sys.stderr)
-            return False
+    handler = _resolve_handler(remote, handlers)
+    start = time.time()
+
+    def fill(tmp):
         if verbose:
             print("downloading", remote, "to", local, file=sys.stderr)
-        download_file(remote, local, handlers=handlers, verbose=verbose)
-        return True
+        handler(remote, tmp)
+
+    try:
+        fetched = _download.fetch(local, fill, lock_path=local + ".lock", validate=validate)
+    except BaseException:
+        recent_downloads.append((remote, local, time.time(), time.time() - start))
+        raise
+    if fetched:
+        recent_downloads.append((remote, local, time.time(), time.time() - start))
+        if verbose:
+            print("downloaded", remote, "to", local, "in", time.time() - start, "seconds", file=sys.stderr)
+    elif verbose:
+        print("using cached", local, file=sys.stderr)
+    return fetched
+
+
+def check_shard(remote):
+    """A ``validate`` for :func:`fetch`: the download must be a whole tar (to its end marker)."""
+
+    def validate(tmp):
+        try:
+            _download.check_complete_shard(tmp, remote)
+        except Exception as exn:
+            raise _fail(remote, f"the download is not a complete shard ({exn})") from exn
+
+    return validate
+
+
+def evict(local, extra=()):
+    """Remove a cached download (and ``extra`` companion files) under its lock."""
+    _download.evict(local, lock_path=local + ".lock", extra=extra)
 
 
 def download_and_open(remote, local, mode="rb", handlers=None, verbose=False):
@@ -251,6 +270,8 @@ def fetch_bytes(url) -> bytes:
 
 __all__ = [
     "DownloadError",
+    "check_shard",
+    "evict",
     "ULockFile",
     "default_cmds",
     "download_and_open",

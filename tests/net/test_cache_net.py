@@ -17,6 +17,7 @@ import warnings
 import pytest
 
 import ppwebdataset as wds
+from ppwebdataset import _download
 from ppwebdataset import cache as C
 from ppwebdataset.handlers import ignore_and_continue, ignore_and_stop
 from ppwebdataset.utils import ObsoleteException
@@ -437,7 +438,7 @@ def test_download_temp_names_are_unique_and_cleaned(tmp_path, server, monkeypatc
     assert dest.read_bytes() == b"abc"
     names = {C._temp_file(str(tmp_path))[1] for _ in range(20)}
     assert len(names) == 20
-    assert all(f".ppwds-tmp-{os.getpid()}-{threading.get_ident()}-" in n for n in names)
+    assert all(f".ppwds-tmp-{_download._HOST}-{os.getpid()}-{threading.get_ident()}-" in n for n in names)
     with pytest.raises(OSError):
         C.download(server.url("/missing"), str(tmp_path / "out" / "m.bin"))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["d.bin"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ppwids
-from ppwebdataset.errors import CorruptShardError, ShardIndexError, UnsafeOperationError
+from ppwebdataset.errors import CorruptShardError, DuplicateMemberError, ShardIndexError, UnsafeOperationError
 from ppwids import ShardListDataset
 from ppwids.wids import group_by_key, splitname
 
@@ -184,10 +184,13 @@ def test_wids_names_dotted_dirs_and_duplicates(tmp_path, make_tar):
         [("a.b/c", b"1"), ("README", b"skip"), ("d.txt", b"2"), ("d.txt", b"3"), ("e.txt", b"4")],
     )
     ds = ShardListDataset([{"url": str(path), "nsamples": 3}], transformations=[])
-    with pytest.warns(UserWarning, match="repeat an extension"):
-        first = ds[0]
+    first = ds[0]
     assert (first["__key__"], first[".b/c"]) == ("a", b"1")
-    assert ds[1][".txt"] == b"3" and ds[2][".txt"] == b"4"
+    # A repeated extension is refused as streaming refuses it; other samples still read.
+    with pytest.raises(DuplicateMemberError, match="d.txt") as info:
+        ds[1]
+    assert (info.value.url, info.value.member, info.value.offset) == (str(path), "d.txt", 3072)
+    assert ds[2][".txt"] == b"4"
     assert splitname("a.b/c") == ("a", ".b/c") and splitname("x/y.seg.jpg") == ("x/y", ".seg.jpg")
     assert group_by_key(["a.b/c", "README", "d.txt", "d.cls", "e.txt"]) == [[0], [2, 3], [4]]
 

@@ -14,7 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ppwebdataset._core import ShardIndex
-from ppwebdataset.errors import CorruptShardError, ShardError, TruncatedShardError, UnsupportedMemberError
+from ppwebdataset.errors import (
+    CorruptShardError,
+    DuplicateMemberError,
+    ShardError,
+    TruncatedShardError,
+    UnsupportedMemberError,
+)
 
 WIDS_RE = re.compile(r"^((?:.*/)?.*?)(\..*)$", re.DOTALL)
 
@@ -60,9 +66,28 @@ def test_duplicates_never_shift_later_samples(tmp_path, make_tar):
     idx = ShardIndex(str(path))
     assert idx.keys() == ["x", "y", "z", "y"]
     assert idx.duplicates() == [(0, ".txt")]
-    assert idx.get_sample(0)[".txt"] == b"x2"  # the later member wins, as when unpacking
+    # The sample itself is refused (streaming's rule), naming the repeating member's header.
+    with pytest.raises(DuplicateMemberError, match="x.txt") as info:
+        idx.get_sample(0)
+    assert (info.value.member, info.value.offset) == ("x.txt", 1024)
     assert [idx.get_sample(i)[".txt"] for i in (1, 2, 3)] == [b"y", b"z", b"y2"]
     assert len(idx.members(0)) == 2
+
+
+def test_duplicate_rule_matches_streaming_and_survives_the_sidecar(tmp_path, make_tar):
+    import ppwebdataset as wds
+
+    path = make_tar(tmp_path / "d.tar", [("a.txt", b"1"), ("b.txt", b"2"), ("b.cls", b"c"), ("b.txt", b"3")])
+    with pytest.raises(DuplicateMemberError) as streamed:
+        list(wds.WebDataset(str(path), shardshuffle=False))
+    side = tmp_path / "d.idx"
+    for _ in range(2):  # built, then with a sidecar present
+        idx = ShardIndex(str(path), sidecar=str(side))
+        assert idx.get_sample(0)[".txt"] == b"1"
+        with pytest.raises(DuplicateMemberError) as indexed:
+            idx.get_sample(1)
+        got, want = indexed.value, streamed.value
+        assert (got.member, got.offset) == (want.member, want.offset) == ("b.txt", 3 * 1024)
 
 
 @given(st.lists(st.text(alphabet="ab./", min_size=1, max_size=7), min_size=1, max_size=8))
@@ -91,7 +116,7 @@ def test_keys_follow_the_wids_regex(tmp_path_factory, names):
     assert got == expected
 
 
-def test_views_are_zero_copy_and_keep_the_mapping(tmp_path, make_tar):
+def test_views_are_read_only_and_outlive_the_index(tmp_path, make_tar):
     payload = bytes(range(256)) * 10
     path = make_tar(tmp_path / "v.tar", [("a.bin", payload), ("a.txt", b"t")])
     idx = ShardIndex(str(path))
@@ -101,7 +126,7 @@ def test_views_are_zero_copy_and_keep_the_mapping(tmp_path, make_tar):
     assert np.frombuffer(view, np.uint8).tolist() == list(payload)
     idx.close()
     del idx
-    assert bytes(view) == payload  # the view still owns the mapping
+    assert bytes(view) == payload  # the view owns its bytes
     with pytest.raises(TypeError):
         view[0] = 1
 

@@ -1,34 +1,35 @@
 //! Random access to the samples of one uncompressed tar shard (the `ppwids` side).
 //!
-//! [`ShardIndex::open`] maps the shard and walks its headers once, recording for every
-//! member its name, data offset and size, and grouping members into samples the way
-//! wids does. Reads are then plain slices of the mapping.
+//! [`ShardIndex::open`] walks the shard's headers once, recording for every member its
+//! name, data offset and size, and grouping members into samples the way wids does.
+//! Member data is then read with positioned reads (`pread`).
 //!
-//! The header walk ([`walk`]) decodes blocks in place in the mapping with the same
-//! header functions and entry rules as [`crate::tar::TarReader`] (ustar prefixes, GNU
-//! long names, pax paths, checksums, sparse refusal, the same errors at the same
-//! offsets; a test checks the two agree), but without copying blocks or member data.
-//! Every member keeps its own offset, so a duplicate member name can never shift the
-//! data returned for later members.
+//! The header walk ([`walk`]) uses [`crate::tar::TarReader`] itself, so it has the same
+//! header functions and entry rules (ustar prefixes, GNU long names, pax paths,
+//! checksums, sparse refusal, the same errors at the same offsets). On a file it reads
+//! through a small window and never reads member data. Every member keeps its own
+//! offset, so a duplicate member name can never shift the data returned for later
+//! members; a sample that repeats an extension is refused when it is read
+//! ([`ShardIndex::duplicate`]), as the streaming reader refuses it.
 //!
 //! An optional sidecar file (our own small binary format, see [`IndexData::encode`])
 //! stores the index so the next open skips the walk. It is used only when the shard's
 //! size and modification time still match and its checksum is intact; otherwise it is
 //! rebuilt.
 //!
-//! # Truncation hazard
+//! # A shard that changes while open
 //!
-//! The shard is memory-mapped. If another process truncates or rewrites the file while
-//! it is mapped, reading the vanished part raises `SIGBUS` and kills the process; no
-//! check here can prevent that. Shards must be treated as immutable while open (write
-//! new files and rename them into place instead of rewriting in place).
+//! Nothing is memory-mapped: a shard truncated or rewritten under an open index gives a
+//! [`ErrorKind::Truncated`] error naming the member and offset on the next read (bytes
+//! rewritten in place at the same size cannot be detected), never a signal.
 
+use std::cell::Cell;
 use std::fs::{self, File};
-use std::io::{Cursor, Write};
+use std::io::{self, BufRead, Cursor, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::UNIX_EPOCH;
-
-use memmap2::Mmap;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::is_meta;
@@ -176,12 +177,22 @@ pub type WalkEntry = Entry;
 
 /// Calls `f` for every regular file of the uncompressed tar `data`, in order.
 ///
-/// This is [`TarReader`] over the mapped bytes: skipping member data is a cursor move,
-/// so indexing costs one header decode per member, with the streaming reader's rules,
+/// This is [`TarReader`] over the bytes: skipping member data is a cursor move, so
+/// indexing costs one header decode per member, with the streaming reader's rules,
 /// errors and offsets.
-pub fn walk(data: &[u8], mut f: impl FnMut(WalkEntry) -> Result<()>) -> Result<()> {
-    let len = data.len() as u64;
-    let mut reader = TarReader::new(Cursor::new(data));
+pub fn walk(data: &[u8], f: impl FnMut(WalkEntry) -> Result<()>) -> Result<()> {
+    walk_source(Cursor::new(data), data.len() as u64, |_| {}, f)
+}
+
+/// [`walk`] over any source of `len` bytes; `started` sees each entry before `f`, so
+/// the source can learn which byte ranges are member data it need not read.
+fn walk_source<R: BufRead>(
+    src: R,
+    len: u64,
+    mut started: impl FnMut(&Entry),
+    mut f: impl FnMut(WalkEntry) -> Result<()>,
+) -> Result<()> {
+    let mut reader = TarReader::new(src);
     while let Some(entry) = reader.next_entry()? {
         // Random access needs the data itself, so a cut member is refused before it is listed.
         let available = len.saturating_sub(entry.data_offset);
@@ -194,33 +205,134 @@ pub fn walk(data: &[u8], mut f: impl FnMut(WalkEntry) -> Result<()>) -> Result<(
                 Error::new(ErrorKind::Truncated(msg), entry.header_offset).with_member(&entry.name)
             );
         }
+        started(&entry);
         f(entry)?;
     }
     Ok(())
 }
 
+/// Window of a header walk over a file.
+const WALK_WINDOW: usize = 64 << 10;
+/// Member data the walk skips is handed to the reader as zeros, this much at a time.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// A `BufRead` over a file by positioned reads, for the header walk: bytes inside the
+/// current member's data range (`skip`) are never read, the reader gets zeros instead
+/// (it only skips them). A file that shrinks ends early, so the walk reports it cut.
+struct WalkSource<'a> {
+    file: &'a File,
+    pos: u64,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    skip: Rc<Cell<(u64, u64)>>,
+}
+
+impl BufRead for WalkSource<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start < self.end {
+            return Ok(&self.buf[self.start..self.end]);
+        }
+        let (lo, hi) = self.skip.get();
+        if self.pos >= lo && self.pos < hi {
+            let n = (hi - self.pos).min(ZEROS.len() as u64) as usize;
+            return Ok(&ZEROS[..n]);
+        }
+        let n = loop {
+            match self.file.read_at(&mut self.buf, self.pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        self.start = 0;
+        self.end = n;
+        Ok(&self.buf[..n])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if self.start < self.end {
+            self.start = (self.start + amt).min(self.end);
+        }
+        self.pos += amt as u64;
+    }
+}
+
+impl Read for WalkSource<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// Reads `buf.len()` bytes at `offset` unless the file ends first; returns the count read.
+fn read_full_at(file: &File, buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Largest stretch of a sample read with one call (members and the headers between them).
+pub const SPAN_LIMIT: u64 = 1 << 20;
+
+/// A sample that repeats an extension: the later member would silently replace the
+/// earlier one in the sample dict, so reading the sample is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The sample.
+    pub sample: u64,
+    /// Index (in [`IndexData::members`]) of the first member that repeats an extension.
+    pub member: u64,
+    /// Offset of that member's first header block, when known (not from a sidecar).
+    pub header_offset: Option<u64>,
+}
+
+fn check_uncompressed(head: &[u8]) -> Result<()> {
+    match Compression::detect(head) {
+        Compression::None => Ok(()),
+        other => Err(Error::new(
+            ErrorKind::Unsupported(format!(
+                "{other:?}-compressed shards cannot be indexed for random access; decompress them first"
+            )),
+            0,
+        )),
+    }
+}
+
 impl IndexData {
     /// Indexes a whole uncompressed tar held in memory.
     pub fn build(data: &[u8]) -> Result<IndexData> {
-        match Compression::detect(data) {
-            Compression::None => {}
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported(format!(
-                        "{other:?}-compressed shards cannot be indexed for random access; decompress them first"
-                    )),
-                    0,
-                ))
-            }
-        }
+        check_uncompressed(data)?;
+        Ok(IndexData::build_from(|f| walk(data, f))?.0)
+    }
+
+    /// Indexes the entries a walk hands out; also lists the samples that repeat an
+    /// extension, with the header offset of the repeating member.
+    fn build_from(
+        walker: impl FnOnce(&mut dyn FnMut(WalkEntry) -> Result<()>) -> Result<()>,
+    ) -> Result<(IndexData, Vec<Duplicate>)> {
         let mut out = IndexData {
             names: Vec::new(),
             members: Vec::new(),
             samples: Vec::new(),
             skipped: 0,
         };
+        let mut dups: Vec<Duplicate> = Vec::new();
         let mut last_key: Option<(u64, u32)> = None;
-        walk(data, |entry| {
+        walker(&mut |entry| {
             let name = entry.name;
             let key_len = match wids_split(&name) {
                 Some(k) if !is_meta(&name) => k,
@@ -246,6 +358,20 @@ impl IndexData {
             if !same_key {
                 out.samples.push(out.members.len() as u64);
                 last_key = Some((name_start, key_len));
+            } else {
+                let sample = out.samples.len() as u64 - 1;
+                let first = out.samples[sample as usize] as usize;
+                let ext = &name[key_len as usize..];
+                let repeated = out.members[first..]
+                    .iter()
+                    .any(|m| out.name(m)[m.key_len as usize..] == *ext);
+                if repeated && dups.last().is_none_or(|d| d.sample != sample) {
+                    dups.push(Duplicate {
+                        sample,
+                        member: out.members.len() as u64,
+                        header_offset: Some(entry.header_offset),
+                    });
+                }
             }
             out.names.extend_from_slice(&name);
             out.members.push(MemberRec {
@@ -258,7 +384,31 @@ impl IndexData {
             Ok(())
         })?;
         out.samples.push(out.members.len() as u64);
-        Ok(out)
+        Ok((out, dups))
+    }
+
+    /// The samples that repeat an extension (header offsets unknown).
+    pub fn duplicates(&self) -> Vec<Duplicate> {
+        let mut out = Vec::new();
+        for i in 0..self.len() {
+            let lo = self.samples[i] as usize;
+            let ms = self.sample_members(i);
+            for (k, m) in ms.iter().enumerate().skip(1) {
+                let ext = &self.name(m)[m.key_len as usize..];
+                if ms[..k]
+                    .iter()
+                    .any(|p| &self.name(p)[p.key_len as usize..] == ext)
+                {
+                    out.push(Duplicate {
+                        sample: i as u64,
+                        member: (lo + k) as u64,
+                        header_offset: None,
+                    });
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// Number of samples.
@@ -446,12 +596,13 @@ pub struct OpenOptions {
     pub sidecar: Option<PathBuf>,
 }
 
-/// A memory-mapped shard and its index.
+/// An open shard and its index.
 #[derive(Debug)]
 pub struct ShardIndex {
     path: PathBuf,
-    map: Mmap,
+    file: File,
     data: IndexData,
+    dups: Vec<Duplicate>,
     stamp: FileStamp,
     source: IndexSource,
     sidecar_error: Option<String>,
@@ -505,34 +656,52 @@ impl ShardIndex {
                 0,
             ));
         }
-        // SAFETY: the mapping is read-only and private to this index. The file must not be
-        // truncated or rewritten while mapped (see the module docs): that would make reads
-        // fault with SIGBUS. Every offset handed out is checked against the mapped length.
-        let map = unsafe { Mmap::map(&file) }.map_err(io_error)?;
-        if map.len() as u64 != stamp.size {
-            return Err(invalid("the shard changed size while it was being opened"));
-        }
         let mut sidecar_error = None;
         if let Some(side) = &opts.sidecar {
             match fs::read(side) {
                 Ok(buf) => match IndexData::decode(&buf, &stamp) {
-                    Ok(data) => {
+                    // A shard with repeated extensions is walked again, for the exact offsets.
+                    Ok(data) if data.duplicates().is_empty() => {
                         return Ok(ShardIndex {
                             path: path.to_path_buf(),
-                            map,
+                            file,
                             data,
+                            dups: Vec::new(),
                             stamp,
                             source: IndexSource::Sidecar,
                             sidecar_error: None,
                         })
                     }
+                    Ok(_) => {}
                     Err(e) => sidecar_error = Some(format!("rebuilt index: {e}")),
                 },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => sidecar_error = Some(format!("cannot read index file: {e}")),
             }
         }
-        let data = IndexData::build(&map)?;
+        let mut head = [0u8; 6];
+        let n = (stamp.size as usize).min(head.len());
+        if read_full_at(&file, &mut head[..n], 0).map_err(io_error)? < n {
+            return Err(invalid("the shard changed size while it was being opened"));
+        }
+        check_uncompressed(&head[..n])?;
+        let skip = Rc::new(Cell::new((0u64, 0u64)));
+        let src = WalkSource {
+            file: &file,
+            pos: 0,
+            buf: vec![0; WALK_WINDOW],
+            start: 0,
+            end: 0,
+            skip: skip.clone(),
+        };
+        let (data, dups) = IndexData::build_from(|f| {
+            walk_source(
+                src,
+                stamp.size,
+                |e| skip.set((e.data_offset, e.data_offset.saturating_add(e.size))),
+                f,
+            )
+        })?;
         if let Some(side) = &opts.sidecar {
             if let Err(e) = write_atomic(side, &data.encode(&stamp)) {
                 sidecar_error = Some(format!("cannot write index file {}: {e}", side.display()));
@@ -540,8 +709,9 @@ impl ShardIndex {
         }
         Ok(ShardIndex {
             path: path.to_path_buf(),
-            map,
+            file,
             data,
+            dups,
             stamp,
             source: IndexSource::Built,
             sidecar_error,
@@ -583,14 +753,104 @@ impl ShardIndex {
         self.data.is_empty()
     }
 
-    /// The whole mapped shard.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
+    /// The first repeated extension of sample `i`, if it has one.
+    pub fn duplicate(&self, i: usize) -> Option<&Duplicate> {
+        if self.dups.is_empty() {
+            return None;
+        }
+        let pos = self
+            .dups
+            .binary_search_by_key(&(i as u64), |d| d.sample)
+            .ok()?;
+        self.dups.get(pos)
     }
 
-    /// The data of one member (bounds were validated when the index was made).
-    pub fn member_data(&self, m: &Member<'_>) -> &[u8] {
-        let start = m.data_offset as usize;
-        &self.map[start..start + m.size as usize]
+    /// All samples that repeat an extension, in shard order.
+    pub fn duplicates(&self) -> &[Duplicate] {
+        &self.dups
+    }
+
+    /// The error for reading sample `i` when it repeats an extension (the rule of the
+    /// streaming reader: [`ErrorKind::DuplicateMember`] at the repeating member).
+    pub fn duplicate_error(&self, i: usize) -> Option<Error> {
+        let d = self.duplicate(i)?;
+        let m = self.data.members.get(d.member as usize)?;
+        let name = self.data.name(m);
+        let kind = ErrorKind::DuplicateMember {
+            key: String::from_utf8_lossy(&name[..m.key_len as usize]).into_owned(),
+            ext: String::from_utf8_lossy(&name[m.key_len as usize..]).into_owned(),
+        };
+        let err = Error {
+            kind,
+            offset: d.header_offset,
+            member: None,
+        };
+        Some(err.with_member(name))
+    }
+
+    /// The error for member data that the file no longer holds.
+    fn changed_error(&self, m: &Member<'_>) -> Error {
+        let now = self.file.metadata().map(|md| md.len()).ok();
+        let size = now.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+        let msg = format!(
+            "the shard changed on disk after it was indexed: member data needs bytes {}..{} but the file has {size} bytes",
+            m.data_offset,
+            m.data_offset.saturating_add(m.size),
+        );
+        Error::new(ErrorKind::Truncated(msg), m.data_offset).with_member(m.name)
+    }
+
+    /// Reads one member's data into `buf` (exactly `m.size` bytes long).
+    ///
+    /// A file that became shorter than the index says is a [`ErrorKind::Truncated`]
+    /// error naming the member and its data offset.
+    pub fn read_member_into(&self, m: &Member<'_>, buf: &mut [u8]) -> Result<()> {
+        debug_assert_eq!(buf.len() as u64, m.size);
+        match read_full_at(&self.file, buf, m.data_offset) {
+            Ok(n) if n == buf.len() => Ok(()),
+            Ok(_) => Err(self.changed_error(m)),
+            Err(e) => Err(Error::io(e, m.data_offset).with_member(m.name)),
+        }
+    }
+
+    /// The data of one member as a new vector.
+    pub fn read_member(&self, m: &Member<'_>) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; m.size as usize];
+        self.read_member_into(m, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads all members of sample `i` with one positioned read into `buf`, when they
+    /// lie in order within [`SPAN_LIMIT`] bytes; returns the offset of `buf[0]`, or
+    /// `None` (and reads nothing) when the sample must be read member by member.
+    pub fn read_sample_span(&self, i: usize, buf: &mut Vec<u8>) -> Result<Option<u64>> {
+        let ms = self.data.sample_members(i);
+        let (Some(first), Some(last)) = (ms.first(), ms.last()) else {
+            return Ok(None);
+        };
+        let lo = first.data_offset;
+        let hi = last.data_offset.saturating_add(last.size);
+        let ordered = ms
+            .windows(2)
+            .all(|w| w[0].data_offset + w[0].size <= w[1].data_offset);
+        if !ordered || hi < lo || hi - lo > SPAN_LIMIT {
+            return Ok(None);
+        }
+        buf.resize((hi - lo) as usize, 0);
+        let got = read_full_at(&self.file, buf, lo).map_err(|e| {
+            let m = self.data.members(i).next();
+            let err = Error::io(e, lo);
+            match m {
+                Some(m) => err.with_member(m.name),
+                None => err,
+            }
+        })?;
+        if got < buf.len() {
+            let end = lo + got as u64;
+            if let Some(m) = self.data.members(i).find(|m| m.data_offset + m.size > end) {
+                return Err(self.changed_error(&m));
+            }
+        }
+        Ok(Some(lo))
     }
 }

@@ -58,7 +58,7 @@ fn decoded(index: &ShardIndex) -> Decoded {
                 .map(|m| {
                     (
                         String::from_utf8(m.ext.to_vec()).unwrap(),
-                        index.member_data(&m).to_vec(),
+                        index.read_member(&m).unwrap(),
                     )
                 })
                 .collect();

@@ -1,15 +1,14 @@
 //! `ShardIndex`: random access to the samples of one local, uncompressed tar shard.
 
 use std::collections::HashMap;
-use std::os::raw::{c_int, c_void};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use ppwds_core::index::{IndexSource, OpenOptions, ShardIndex};
+use ppwds_core::index::{IndexSource, Member, OpenOptions, ShardIndex};
 use ppwds_core::{Error, ErrorKind};
 use pyo3::exceptions::{
-    PyBufferError, PyFileNotFoundError, PyIndexError, PyIsADirectoryError, PyOSError,
-    PyPermissionError, PyValueError,
+    PyFileNotFoundError, PyIndexError, PyIsADirectoryError, PyOSError, PyPermissionError,
+    PyValueError,
 };
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -19,6 +18,31 @@ use crate::errors::{to_pyerr, ShardContext};
 
 /// Distinct extensions kept as ready-made Python strings; beyond this, strings are made per call.
 const EXT_CACHE_LIMIT: usize = 4096;
+
+/// FNV-1a: extensions are short and come from our own index, so SipHash's flood
+/// resistance buys nothing on this per-member lookup.
+#[derive(Default)]
+struct ExtHasher(u64);
+
+impl std::hash::Hasher for ExtHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type ExtCache = HashMap<Box<[u8]>, Py<PyString>, std::hash::BuildHasherDefault<ExtHasher>>;
 
 fn decode_name<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyString>> {
     match std::str::from_utf8(name) {
@@ -70,66 +94,58 @@ fn open_error(py: Python<'_>, err: Error, url: &str, path: &std::path::Path) -> 
     }
 }
 
-/// A read-only, zero-copy view of one member's bytes inside the mapped shard.
-///
-/// Supports the buffer protocol (`memoryview(v)`, `numpy.frombuffer(v, numpy.uint8)`),
-/// and keeps the mapping alive for as long as any view of it exists.
-#[pyclass(module = "ppwebdataset._core", name = "MemberView", frozen)]
-pub struct PyMemberView {
-    shard: Arc<ShardIndex>,
-    start: usize,
-    len: usize,
+thread_local! {
+    /// Scratch buffer for reading a whole small sample at once.
+    static SPAN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-#[pymethods]
-impl PyMemberView {
-    /// # Safety
-    /// Called by CPython with a valid `Py_buffer` to fill.
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("member views are read-only"));
-        }
-        let this = slf.get();
-        let data = &this.shard.bytes()[this.start..this.start + this.len];
-        // SAFETY: `data` lives in the mapping owned by `this.shard`; FillInfo stores a new
-        // reference to `slf` in the view, so the mapping outlives every exported buffer.
-        let rc = unsafe {
-            ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                data.as_ptr() as *mut c_void,
-                this.len as ffi::Py_ssize_t,
-                1,
-                flags,
-            )
-        };
-        if rc == -1 {
-            return Err(PyErr::fetch(slf.py()));
-        }
-        Ok(())
-    }
+/// A scratch buffer that grew beyond this is released after use.
+const SPAN_KEEP: usize = 64 << 10;
 
-    /// # Safety
-    /// Nothing to release: the mapping is owned by the view object itself.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
+/// Members at least this large are read without holding the GIL.
+const DETACH_READ: u64 = 1 << 20;
 
-    fn __len__(&self) -> usize {
-        self.len
-    }
-
-    fn __bytes__<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.shard.bytes()[self.start..self.start + self.len])
-    }
+/// One member's data as a new `bytes`, read straight into the object (no extra copy).
+fn read_member_bytes<'py>(
+    py: Python<'py>,
+    shard: &ShardIndex,
+    m: &Member<'_>,
+    url: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let len = ffi::Py_ssize_t::try_from(m.size)
+        .map_err(|_| PyValueError::new_err(format!("member {:?} too large", m.name)))?;
+    // SAFETY: a NULL source makes CPython allocate an uninitialised bytes object of `len`
+    // bytes that we own and fill completely below before anyone else can see it.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), len))?
+    };
+    // SAFETY: `obj` is a fresh bytes object of exactly `len` bytes, referenced only here.
+    let buf = unsafe {
+        std::slice::from_raw_parts_mut(ffi::PyBytes_AsString(obj.as_ptr()) as *mut u8, len as usize)
+    };
+    let result = if m.size >= DETACH_READ {
+        let m = *m;
+        py.detach(|| shard.read_member_into(&m, buf))
+    } else {
+        shard.read_member_into(m, buf)
+    };
+    result.map_err(|e| {
+        to_pyerr(
+            py,
+            e,
+            &ShardContext {
+                url,
+                compressed: false,
+            },
+        )
+    })?;
+    Ok(obj.cast_into::<PyBytes>()?)
 }
 
 /// Random access to the samples of one uncompressed tar shard on local disk.
 ///
-/// The shard is memory-mapped and its headers are read once (without the GIL), or a
-/// matching sidecar index is loaded. Samples are grouped like wids: the key runs to the
+/// The shard's headers are read once (without the GIL), or a matching sidecar index is
+/// loaded; member data is read with positioned reads. Samples are grouped like wids: the key runs to the
 /// first dot of the basename and extensions keep their dot (`".jpg"`).
 ///
 /// Args:
@@ -138,13 +154,13 @@ impl PyMemberView {
 ///         modification time) and to write otherwise.
 ///     url: the name used in error messages (defaults to `path`).
 ///
-/// The shard must not be truncated or rewritten while it is open: reading a mapped
-/// page that no longer exists kills the process with SIGBUS.
+/// A shard truncated while open gives `TruncatedShardError` on the next read of a
+/// member it lost; a sample that repeats an extension gives `DuplicateMemberError`.
 #[pyclass(module = "ppwebdataset._core", name = "ShardIndex", frozen)]
 pub struct PyShardIndex {
     shard: RwLock<Option<Arc<ShardIndex>>>,
     url: String,
-    ext_cache: Mutex<HashMap<Box<[u8]>, Py<PyString>>>,
+    ext_cache: Mutex<ExtCache>,
 }
 
 impl PyShardIndex {
@@ -203,7 +219,7 @@ impl PyShardIndex {
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
             url,
-            ext_cache: Mutex::new(HashMap::new()),
+            ext_cache: Mutex::new(ExtCache::default()),
         })
     }
 
@@ -297,28 +313,23 @@ impl PyShardIndex {
         Ok(out)
     }
 
-    /// `(sample, ext)` pairs where one sample has the same extension twice; the later
-    /// member wins in `get_sample`, as it does when the tar is unpacked.
+    /// `(sample, ext)` pairs, one per sample that has the same extension twice; reading
+    /// such a sample raises `DuplicateMemberError`, as streaming does.
     fn duplicates<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let shard = self.get()?;
         let out = PyList::empty(py);
-        for i in 0..shard.len() {
-            if shard.data().sample_members(i).len() < 2 {
-                continue;
-            }
-            for (k, m) in shard.data().members(i).enumerate() {
-                if shard.data().members(i).take(k).any(|p| p.ext == m.ext) {
-                    out.append((i, self.ext_str(py, m.ext)?))?;
-                }
-            }
+        for d in shard.duplicates() {
+            let m = shard.data().members[d.member as usize];
+            let name = &shard.data().names[m.name_start as usize..][..m.name_len as usize];
+            out.append((d.sample, self.ext_str(py, &name[m.key_len as usize..])?))?;
         }
         Ok(out)
     }
 
     /// Sample `i` as a dict: `{".ext": bytes, ..., "__key__": str}`.
     ///
-    /// With `views=True` the values are read-only `memoryview`s of the mapped shard
-    /// instead of `bytes` copies (no copy; they keep the shard mapped while alive).
+    /// With `views=True` the values are read-only `memoryview`s (of fresh `bytes`: the
+    /// shard is not mapped, so there is nothing to share).
     #[pyo3(signature = (i, *, views=false))]
     fn get_sample<'py>(
         &self,
@@ -328,25 +339,57 @@ impl PyShardIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
+        if let Some(err) = shard.duplicate_error(j) {
+            let ctx = ShardContext {
+                url: &self.url,
+                compressed: false,
+            };
+            return Err(to_pyerr(py, err, &ctx));
+        }
+        let ctx = ShardContext {
+            url: &self.url,
+            compressed: false,
+        };
+        // One read for the whole sample when it is small (the usual case), else one per member.
+        let span = SPAN.with(
+            |cell| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {
+                let mut buf = cell.borrow_mut();
+                let Some(lo) = shard
+                    .read_sample_span(j, &mut buf)
+                    .map_err(|e| to_pyerr(py, e, &ctx))?
+                else {
+                    return Ok(None);
+                };
+                let parts = shard
+                    .data()
+                    .members(j)
+                    .map(|m| {
+                        let start = (m.data_offset - lo) as usize;
+                        PyBytes::new(py, &buf[start..start + m.size as usize])
+                    })
+                    .collect();
+                if buf.capacity() > SPAN_KEEP {
+                    *buf = Vec::new();
+                }
+                Ok(Some((lo, parts)))
+            },
+        )?;
+        let mut parts = span.map(|(_, p)| p.into_iter());
         let d = PyDict::new(py);
         for m in shard.data().members(j) {
             let ext = self.ext_str(py, m.ext)?;
+            let data = match parts.as_mut().and_then(Iterator::next) {
+                Some(b) => b,
+                None => read_member_bytes(py, &shard, &m, &self.url)?,
+            };
             if views {
-                let view = Bound::new(
-                    py,
-                    PyMemberView {
-                        shard: shard.clone(),
-                        start: m.data_offset as usize,
-                        len: m.size as usize,
-                    },
-                )?;
-                // SAFETY: `view` is a live object supporting the buffer protocol.
+                // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
                 let mv = unsafe {
-                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(view.as_ptr()))?
+                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(data.as_ptr()))?
                 };
                 d.set_item(ext, mv)?;
             } else {
-                d.set_item(ext, PyBytes::new(py, shard.member_data(&m)))?;
+                d.set_item(ext, data)?;
             }
         }
         d.set_item(
@@ -356,7 +399,7 @@ impl PyShardIndex {
         Ok(d)
     }
 
-    /// Releases this object's reference to the mapping (views already handed out keep it).
+    /// Closes the shard file (samples already returned stay valid).
     fn close(&self) {
         if let Ok(mut g) = self.shard.write() {
             *g = None;
