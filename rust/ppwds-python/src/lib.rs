@@ -2,6 +2,7 @@
 
 mod errors;
 mod index;
+mod lint;
 mod reader;
 mod shuffle;
 mod writer;
@@ -35,5 +36,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyShardIndex>()?;
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
+    m.add_function(wrap_pyfunction!(lint::scan_shard, m)?)?;
     Ok(())
 }
