@@ -151,7 +151,7 @@ def scan_all(
     from ._core import scan_shard
 
     sizes = {p: os.path.getsize(p) for p in paths}
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, Any] = {}
     with Progress(sum(sizes.values()), desc, unit="B", enabled=progress) as bar:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             futures = {p: pool.submit(scan_shard, p, **kw) for p in paths}

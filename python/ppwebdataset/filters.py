@@ -1094,7 +1094,7 @@ class Cached(PipelineStage):
         self.cached = temp
 
 
-_LMDB_ENVS = {}
+_LMDB_ENVS: dict[str, object] = {}
 
 
 class LMDBCached(PipelineStage):

@@ -14,7 +14,7 @@ import io
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from ._core import TarSampleReader, split_key
 from .filters import pipelinefilter
@@ -38,7 +38,7 @@ def base_plus_ext(path):
     return split_key(path)
 
 
-def valid_sample(sample: dict[str, Any]) -> bool:
+def valid_sample(sample: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """A non-empty dict without a truthy ``__bad__``."""
     return isinstance(sample, dict) and len(sample) > 0 and not sample.get("__bad__", False)
 
@@ -185,7 +185,7 @@ def group_by_keys(
     An empty dict (the expander's end-of-shard marker) ends the current sample.
     A repeated extension in one sample raises ValueError through ``handler``.
     """
-    current = None
+    current: dict[str, Any] | None = None
     for filesample in data:
         try:
             if not isinstance(filesample, dict):

@@ -32,7 +32,7 @@ from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of
 try:
     import fcntl
 except ImportError:  # not POSIX: rely on the atomic rename alone
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 #: ``(url, local, end time, seconds)`` of recent downloads in this process.
 recent_downloads: deque = deque(maxlen=1000)
