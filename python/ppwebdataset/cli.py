@@ -186,6 +186,7 @@ def _default_jobs() -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """``inspect``: what each shard holds (text or ``--json``); exit 0 unless a file cannot be read."""
     paths = expand_shards(args.shards)
     scanned = scan_all(
         paths,
@@ -254,6 +255,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    """``lint``: check shards; exit 1 when one has an error (or, with ``--strict``, a warning)."""
     paths = expand_shards(args.shards)
     t0 = time.perf_counter()
     scanned = scan_all(
@@ -328,6 +330,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    """``index``: ``widsindex create`` under the ``ppwebdataset`` command."""
     from ppwids.wids_index import main_create
 
     return main_create(args)
@@ -338,6 +341,7 @@ def _bench_script() -> Path:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``bench``: run ``benches/run.py`` of a source checkout with the remaining arguments."""
     if args.bench_args[:1] == ["--version"]:
         print(f"ppwebdataset bench (ppwebdataset) {_version()}")
         return 0

@@ -91,10 +91,17 @@ fn error_code(err: &Error) -> &'static str {
 }
 
 fn reader_issue(err: Error) -> Issue {
+    let reason = err.reason();
+    // A reader that checks past the end marker itself reports the hidden header as a bad header.
+    let code = if reason.contains("follows the end-of-archive marker") {
+        "zero-block"
+    } else {
+        error_code(&err)
+    };
     Issue {
         level: Level::Error,
-        code: error_code(&err),
-        message: err.reason(),
+        code,
+        message: reason,
         member: err.member.clone(),
         offset: err.offset,
     }
