@@ -5,6 +5,7 @@
 //! the boundary, so a plain tar is checked at the speed its bytes can be read.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -117,11 +118,125 @@ fn odd_extension(ext: &[u8]) -> bool {
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
-/// The current sample while members arrive: its key and extension ids.
-struct Current {
-    key: Vec<u8>,
-    exts: Vec<u32>,
-    offset: u64,
+/// FNV-1a: fast for short keys and extensions (SipHash dominated the scan of tiny members).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = BuildHasherDefault<Fnv>;
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h = Fnv::default();
+    h.write(bytes);
+    h.finish()
+}
+
+/// Extension ids at or above this are counted but not tracked per sample (missing-field check).
+const MASK_BITS: u32 = 64;
+
+/// Every sample seen so far, stored without an allocation per sample so that shards of tiny
+/// members are checked as fast as their headers can be read.
+#[derive(Default)]
+struct Samples {
+    /// All keys back to back; sample `i` is `keys[key_ends[i-1]..key_ends[i]]`.
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    offsets: Vec<u64>,
+    /// Bit `id` is set when the sample has extension `id` (for ids below `MASK_BITS`).
+    masks: Vec<u64>,
+    /// Extension ids of the current sample at or above `MASK_BITS` (duplicate check only).
+    current_high: Vec<u32>,
+    /// Hashes of every key started so far (a key that starts again splits its sample).
+    seen: HashSet<u64, FnvBuild>,
+}
+
+impl Samples {
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.key_ends[i - 1] };
+        &self.keys[start..self.key_ends[i]]
+    }
+
+    fn current_key(&self) -> Option<&[u8]> {
+        self.len().checked_sub(1).map(|i| self.key(i))
+    }
+
+    /// Starts a sample; false when its key was seen before.
+    fn start(&mut self, key: &[u8], offset: u64) -> bool {
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len());
+        self.offsets.push(offset);
+        self.masks.push(0);
+        self.current_high.clear();
+        self.seen.insert(fnv(key))
+    }
+
+    /// Adds extension `id` to the current sample; false when it already has it.
+    fn add(&mut self, id: u32) -> bool {
+        if id < MASK_BITS {
+            let mask = self.masks.last_mut().expect("a sample was started");
+            let had = *mask & (1 << id) != 0;
+            *mask |= 1 << id;
+            !had
+        } else if self.current_high.contains(&id) {
+            false
+        } else {
+            self.current_high.push(id);
+            true
+        }
+    }
+}
+
+/// Extension names and ids: a short linear search covers the usual handful of extensions.
+#[derive(Default)]
+struct Extensions {
+    names: Vec<Vec<u8>>,
+    stats: Vec<ExtStats>,
+    map: HashMap<Vec<u8>, u32, FnvBuild>,
+}
+
+impl Extensions {
+    const LINEAR: usize = 16;
+
+    fn id(&mut self, ext: &[u8]) -> u32 {
+        if let Some(i) = self.names.iter().take(Self::LINEAR).position(|n| n == ext) {
+            return i as u32;
+        }
+        if self.names.len() > Self::LINEAR {
+            if let Some(&id) = self.map.get(ext) {
+                return id;
+            }
+        }
+        let id = self.names.len() as u32;
+        self.names.push(ext.to_vec());
+        self.map.insert(ext.to_vec(), id);
+        self.stats.push(ExtStats {
+            min: u64::MAX,
+            ..ExtStats::default()
+        });
+        id
+    }
 }
 
 fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
@@ -140,42 +255,13 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
         ..Report::default()
     };
     let max = opts.max_issues;
-    let mut ext_ids: HashMap<Vec<u8>, u32> = HashMap::new();
-    let mut ext_names: Vec<Vec<u8>> = Vec::new();
-    let mut stats: Vec<ExtStats> = Vec::new();
-    // Per finished sample: its key and the extension ids it has (for the missing-field check).
-    let mut sample_exts: Vec<Vec<u32>> = Vec::new();
-    let mut sample_keys: Vec<(Vec<u8>, u64)> = Vec::new();
-    let mut seen_keys: HashSet<Vec<u8>> = HashSet::new();
-    let mut current: Option<Current> = None;
+    let mut exts = Extensions::default();
+    let mut samples = Samples::default();
+    // Room for the keys of a shard of small samples up front: growing the set rehashes it.
+    samples
+        .seen
+        .reserve((file_size / 4096).min(1 << 20) as usize);
     let mut reached_end = false;
-
-    let mut finish = |cur: Current,
-                      rep: &mut Report,
-                      sample_exts: &mut Vec<Vec<u32>>,
-                      sample_keys: &mut Vec<(Vec<u8>, u64)>| {
-        if !seen_keys.insert(cur.key.clone()) {
-            rep.push(
-                max,
-                Issue {
-                    level: Level::Warning,
-                    code: "split-sample",
-                    message: format!(
-                        "key {:?} appears again after other samples: its members form two samples",
-                        lossy(&cur.key)
-                    ),
-                    member: None,
-                    offset: Some(cur.offset),
-                },
-            );
-        }
-        if rep.first_keys.len() < opts.first_keys {
-            rep.first_keys.push(lossy(&cur.key));
-        }
-        rep.samples += 1;
-        sample_exts.push(cur.exts);
-        sample_keys.push((cur.key, cur.offset));
-    };
 
     {
         let mut reader = TarReader::new(&mut stream);
@@ -235,60 +321,51 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
                 }
                 Some(k) => {
                     let (key, ext) = (&name[..k], &name[k + 1..]);
-                    let id = match ext_ids.get(ext) {
-                        Some(&id) => id,
-                        None => {
-                            let id = ext_names.len() as u32;
-                            ext_ids.insert(ext.to_vec(), id);
-                            ext_names.push(ext.to_vec());
-                            stats.push(ExtStats {
-                                min: u64::MAX,
-                                ..ExtStats::default()
-                            });
-                            id
-                        }
-                    };
-                    let st = &mut stats[id as usize];
+                    let id = exts.id(ext);
+                    let st = &mut exts.stats[id as usize];
                     st.count += 1;
                     st.bytes += entry.size;
                     st.min = st.min.min(entry.size);
                     st.max = st.max.max(entry.size);
-                    let same = matches!(&current, Some(c) if c.key == key);
-                    if same {
-                        let cur = current.as_mut().expect("checked above");
-                        if cur.exts.contains(&id) {
+                    if samples.current_key() != Some(key) {
+                        if !samples.start(key, entry.header_offset) {
                             rep.push(
                                 max,
                                 Issue {
-                                    level: Level::Error,
-                                    code: "duplicate-member",
+                                    level: Level::Warning,
+                                    code: "split-sample",
                                     message: format!(
-                                        "sample {:?} already has extension {:?}",
-                                        lossy(key),
-                                        lossy(ext)
+                                        "key {:?} appears again after other samples: \
+                                         its members form two samples",
+                                        lossy(key)
                                     ),
-                                    member: Some(lossy(name)),
+                                    member: None,
                                     offset: Some(entry.header_offset),
                                 },
                             );
-                        } else {
-                            cur.exts.push(id);
                         }
-                    } else {
-                        if let Some(done) = current.take() {
-                            finish(done, &mut rep, &mut sample_exts, &mut sample_keys);
+                        if rep.first_keys.len() < opts.first_keys {
+                            rep.first_keys.push(lossy(key));
                         }
-                        current = Some(Current {
-                            key: key.to_vec(),
-                            exts: vec![id],
-                            offset: entry.header_offset,
-                        });
+                    }
+                    if !samples.add(id) {
+                        rep.push(
+                            max,
+                            Issue {
+                                level: Level::Error,
+                                code: "duplicate-member",
+                                message: format!(
+                                    "sample {:?} already has extension {:?}",
+                                    lossy(key),
+                                    lossy(ext)
+                                ),
+                                member: Some(lossy(name)),
+                                offset: Some(entry.header_offset),
+                            },
+                        );
                     }
                 }
             }
-        }
-        if let Some(done) = current.take() {
-            finish(done, &mut rep, &mut sample_exts, &mut sample_keys);
         }
         rep.tar_bytes = reader.position();
     }
@@ -298,9 +375,10 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
     }
 
     // Extensions: odd spellings, dotted ones that vary per sample, and fields most samples have.
-    let nsamples = sample_exts.len() as u64;
-    for (id, name) in ext_names.iter().enumerate() {
-        let st = &stats[id];
+    rep.samples = samples.len() as u64;
+    let nsamples = rep.samples;
+    for (id, name) in exts.names.iter().enumerate() {
+        let st = &exts.stats[id];
         if odd_extension(name) {
             rep.push(
                 max,
@@ -338,24 +416,22 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
     }
     if nsamples >= 2 {
         // A field in more than half the samples (counted once per sample) is expected in all.
-        let mut per_sample = vec![0u64; ext_names.len()];
-        for exts in &sample_exts {
-            for &id in exts {
-                per_sample[id as usize] += 1;
+        let tracked = exts.names.len().min(MASK_BITS as usize);
+        let mut per_sample = vec![0u64; tracked];
+        for &mask in &samples.masks {
+            for (id, n) in per_sample.iter_mut().enumerate() {
+                *n += (mask >> id) & 1;
             }
         }
         for (id, &have) in per_sample.iter().enumerate() {
             if have * 2 > nsamples && have < nsamples {
-                let missing: Vec<usize> = sample_exts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| !e.contains(&(id as u32)))
-                    .map(|(i, _)| i)
+                let missing: Vec<usize> = (0..samples.len())
+                    .filter(|&i| samples.masks[i] & (1 << id) == 0)
                     .collect();
                 let examples: Vec<String> = missing
                     .iter()
                     .take(3)
-                    .map(|&i| format!("{:?}", lossy(&sample_keys[i].0)))
+                    .map(|&i| format!("{:?}", lossy(samples.key(i))))
                     .collect();
                 rep.push(
                     max,
@@ -365,11 +441,11 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
                         message: format!(
                             "{} of {nsamples} samples lack {:?}, which the others have (e.g. {})",
                             missing.len(),
-                            lossy(&ext_names[id]),
+                            lossy(&exts.names[id]),
                             examples.join(", ")
                         ),
                         member: None,
-                        offset: Some(sample_keys[missing[0]].1),
+                        offset: Some(samples.offsets[missing[0]]),
                     },
                 );
             }
@@ -387,9 +463,10 @@ fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
             },
         );
     }
-    rep.exts = ext_names
+    rep.exts = exts
+        .names
         .into_iter()
-        .zip(stats)
+        .zip(exts.stats)
         .map(|(n, s)| (lossy(&n), s))
         .collect();
     Ok(rep)
