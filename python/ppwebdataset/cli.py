@@ -26,7 +26,7 @@ from typing import Any
 
 from ._progress import Progress
 
-SHARD_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2")
+SHARD_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _GLOB_CHARS = set("*?[")
 
 

@@ -267,3 +267,30 @@ def test_errors_are_one_line_and_debug_shows_traceback(tmp_path):
 def test_remote_urls_are_refused_clearly(capsys):
     assert main(["lint", "http://example.com/a.tar"]) == 2
     assert "only local files" in capsys.readouterr().err
+
+
+def test_many_extensions_are_counted_and_checked(tmp_path, capsys):
+    # Past 16 extensions the lookup switches to a map, past 64 they are not tracked per sample:
+    # counts and the duplicate check must stay right on both sides.
+    members = [(f"k{i:03d}.e{j:02d}", b"x" * j) for i in range(4) for j in range(80)]
+    members.append(("k003.e70", b"again"))
+    raw = make_tar(members)
+    p = write(tmp_path, "many.tar", raw)
+    status, out = lint_json(capsys, p)
+    assert status == 1
+    dups = [i for c, i in findings(out, "error") if c == "duplicate-member"]
+    assert [d["member"] for d in dups] == ["k003.e70"]
+    assert main(["inspect", "--json", "--no-progress", str(p)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["samples"] == 4 and len(info["extensions"]) == 80
+    assert info["extensions"]["e70"]["count"] == 5 and info["extensions"]["e05"]["bytes"] == 20
+
+
+def test_xz_shard_is_reported_as_not_checked(tmp_path, capsys):
+    import lzma
+
+    p = write(tmp_path, "a.tar.xz", lzma.compress(make_tar(good_members())))
+    status, out = lint_json(capsys, p)
+    assert status == 1
+    (code, issue), *_ = findings(out, "error")
+    assert code == "unsupported" and "xz" in issue["message"]
