@@ -218,8 +218,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if args.members:
             entry["member_list"] = [{"name": n, "offset": o, "size": s} for n, o, s in r["member_list"]]
         shards.append(entry)
+    summary = {
+        "shards": len(shards),
+        "samples": sum(s["samples"] for s in shards),
+        "members": sum(s["members"] for s in shards),
+        "bytes": sum(s["file_size"] for s in shards),
+    }
     if args.json:
-        json.dump(shards if len(shards) > 1 else shards[0], sys.stdout, indent=2)
+        # The same shape for one shard or many, like lint's report.
+        json.dump({"summary": summary, "shards": shards}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     for s in shards:
@@ -244,8 +251,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             for m in s["member_list"]:
                 print(f"  {m['offset']:>12} {m['size']:>12} {m['name']}")
     if len(shards) > 1:
-        total = sum(s["samples"] for s in shards)
-        print(f"{len(shards)} shards, {total} samples, {human(sum(s['file_size'] for s in shards))}")
+        print(f"{summary['shards']} shards, {summary['samples']} samples, {human(summary['bytes'])}")
     return 0
 
 

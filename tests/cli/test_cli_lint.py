@@ -240,7 +240,9 @@ def test_inspect_matches_tarfile(tmp_path, capsys):
     raw = make_tar(good_members(5))
     p = write(tmp_path, "i.tar", raw)
     assert main(["inspect", "--json", "--members", "--no-progress", str(p)]) == 0
-    info = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"] == {"shards": 1, "samples": 5, "members": 10, "bytes": len(raw)}
+    (info,) = report["shards"]
     oracle = offsets(raw)
     assert [(m["name"], m["offset"], m["size"]) for m in info["member_list"]] == oracle
     assert info["samples"] == 5 and info["members"] == 10 and info["compression"] == "none"
@@ -281,7 +283,7 @@ def test_many_extensions_are_counted_and_checked(tmp_path, capsys):
     dups = [i for c, i in findings(out, "error") if c == "duplicate-member"]
     assert [d["member"] for d in dups] == ["k003.e70"]
     assert main(["inspect", "--json", "--no-progress", str(p)]) == 0
-    info = json.loads(capsys.readouterr().out)
+    (info,) = json.loads(capsys.readouterr().out)["shards"]
     assert info["samples"] == 4 and len(info["extensions"]) == 80
     assert info["extensions"]["e70"]["count"] == 5 and info["extensions"]["e05"]["bytes"] == 20
 
