@@ -41,4 +41,5 @@ def test_yaml_spec_without_pyyaml_says_pip_install(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode != 0
+    assert "ModuleNotFoundError" in r.stderr  # still what `except ImportError` and upstream give
     assert "pip install pyyaml" in r.stderr and "spec.yaml" in r.stderr

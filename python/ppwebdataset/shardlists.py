@@ -326,7 +326,9 @@ class MultiShardSample(IterableDataset):
             try:
                 import yaml
             except ImportError:
-                raise ImportError(f"{fname}: reading a YAML shard spec needs PyYAML: pip install pyyaml") from None
+                raise ModuleNotFoundError(
+                    f"{fname}: reading a YAML shard spec needs PyYAML: pip install pyyaml", name="yaml"
+                ) from None
 
             with open(fname) as stream:
                 spec = yaml.safe_load(stream)
