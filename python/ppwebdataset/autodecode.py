@@ -38,9 +38,12 @@ pil        PIL image, RGB           also ``pilrgb``; ``pill``: L; ``pilrgba``
 
 Unpickling (``.pyd .pickle .pkl``) and ``paddle.load``/``torch.load``
 (``.pth .pdparams``) can run code stored in the data, so they are disabled
-unless ``PPWDS_ALLOW_PICKLE=1`` is set in the environment or
-``ppwebdataset.autodecode.ALLOW_PICKLE = True``; otherwise they raise
-:class:`~ppwebdataset.errors.UnsafeOperationError`.
+unless ``PPWDS_ALLOW_PICKLE=1`` is set in the environment,
+``ppwebdataset.autodecode.ALLOW_PICKLE = True`` or
+``ppwebdataset.utils.enforce_security = False``; otherwise they raise
+:class:`~ppwebdataset.errors.UnsafeOperationError` (a ``ValueError`` with
+webdataset 1.0.2's message when ``enforce_security`` is True). See
+``ppwebdataset._settings``.
 """
 
 from __future__ import annotations
@@ -56,13 +59,14 @@ import warnings
 
 import numpy as np
 
+from . import _settings
 from .errors import DecodingError, UnsafeOperationError
 
 #: Set to True to allow unpickling and paddle.load/torch.load of sample data.
 ALLOW_PICKLE = False
 
 #: ``torch.load(weights_only=...)``, from ``WDS_PYTORCH_WEIGHTS_ONLY=1`` as in webdataset.
-pytorch_weights_only = os.environ.get("WDS_PYTORCH_WEIGHTS_ONLY", "0") == "1"
+pytorch_weights_only = _settings.env_flag("WDS_PYTORCH_WEIGHTS_ONLY")
 
 # Extensions of the formats PIL can open, in PIL's registration order (the image handlers' default).
 IMAGE_EXTENSIONS = [
@@ -133,17 +137,12 @@ IMAGE_EXTENSIONS = [
 
 
 def pickle_allowed() -> bool:
-    """True when unpickling sample data has been enabled (flag or environment)."""
-    return ALLOW_PICKLE or os.environ.get("PPWDS_ALLOW_PICKLE", "") == "1"
+    """True when unpickling sample data has been enabled (flag, environment or enforce_security=False)."""
+    return _settings.allow_pickle()
 
 
 def _require_pickle(what: str) -> None:
-    if not pickle_allowed():
-        raise UnsafeOperationError(
-            f"{what} can run arbitrary code stored in the data and is disabled by default; "
-            "if you trust the data set PPWDS_ALLOW_PICKLE=1 or "
-            "ppwebdataset.autodecode.ALLOW_PICKLE = True"
-        )
+    _settings.require_pickle(what)
 
 
 def _missing(module: str, what: str, pip: str | None = None):
@@ -685,7 +684,10 @@ class Decoder:
                 result[k] = out
         except Exception as exn:
             key = result.get("__key__", sample.get("__key__"))
-            raise DecodingError(url=sample.get("__url__"), key=key, k=k, sample=sample) from exn
+            # The cause goes into the message too: handlers often only log str(e).
+            raise DecodingError(
+                url=sample.get("__url__"), key=key, k=k, sample=sample, reason=f"{type(exn).__name__}: {exn}"
+            ) from exn
         return result
 
     def __getstate__(self):

@@ -37,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
-from . import filters
+from . import _settings, filters
 from .gopen import local_path, scheme_of
 from .handlers import reraise_exception
 from .tariterators import group_by_keys, tar_file_expander
@@ -54,22 +54,14 @@ except ImportError:  # Windows: no cross-process lock; the atomic rename still k
 
 
 def _env_float(name, default):
-    value = os.environ.get(name, "").strip()
-    try:
-        return float(value) if value else default
-    except ValueError:
-        return default
+    return _settings.env_float(name, default)
 
 
 def _env_flag(name):
-    value = os.environ.get(name, "").strip()
-    try:
-        return bool(int(value or 0))
-    except ValueError:
-        return value.lower() not in ("", "false", "no", "off")
+    return _settings.env_flag(name)
 
 
-default_cache_dir = os.environ.get("WDS_CACHE", "./_cache")
+default_cache_dir = _settings.env_str("WDS_CACHE", "./_cache")
 default_cache_size = _env_float("WDS_CACHE_SIZE", 1e18)
 verbose_cache = int(_env_flag("WDS_VERBOSE_CACHE"))
 
@@ -544,7 +536,7 @@ class FileCache:
         self.validator = validator
         self.handler = handler
         if cache_dir is None:
-            cache_dir = os.environ.get("WDS_CACHE") or default_cache_dir
+            cache_dir = _settings.env_str("WDS_CACHE") or default_cache_dir
         self.cache_dir = os.path.expanduser(os.fspath(cache_dir))
         self.verbose = verbose
         self.cache_size = cache_size
@@ -633,13 +625,10 @@ def resolve_cache_settings(cache_dir=None, cache_size=-1):
     ``WDS_CACHE`` overrides the directory and ``WDS_CACHE_SIZE`` the size; the
     directory is user-expanded and must exist (ValueError otherwise).
     """
-    size = os.environ.get("WDS_CACHE_SIZE", "").strip()
-    if size:
-        try:
-            cache_size = int(float(size))
-        except ValueError:
-            raise ValueError(f"WDS_CACHE_SIZE={size!r} is not a number of bytes") from None
-    cache_dir = os.environ.get("WDS_CACHE") or cache_dir
+    size = _settings.env_float("WDS_CACHE_SIZE")
+    if size is not None:
+        cache_size = int(size)
+    cache_dir = _settings.env_str("WDS_CACHE") or cache_dir
     if cache_dir is not None:
         cache_dir = os.path.expanduser(os.fspath(cache_dir))
         if not os.path.isdir(cache_dir):
@@ -731,7 +720,10 @@ def cached_tarfile_samples(
         url_to_name=url_to_name,
         always=always,
     )
-    files = tar_file_expander(streams, handler=handler, select_files=select_files, rename_files=rename_files)
+    # The marker keeps a shard listed twice in a row (resampling) from merging its samples.
+    files = tar_file_expander(
+        streams, handler=handler, select_files=select_files, rename_files=rename_files, eof_value={}
+    )
     return group_by_keys(files, handler=handler)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
-from . import filters, shardlists
+from . import _settings, filters, shardlists
 from .filters import (
     pipelinefilter,  # noqa: F401 - importable from here in 0.2.86
     reraise_exception,
@@ -73,6 +73,10 @@ class FluidInterface:
             raise TypeError(f"shuffle() wants an int buffer size, got {size!r} ({type(size).__name__})")
         if size < 1:
             return self
+        if getattr(self, "_exact", False):
+            from .exact import with_shuffle
+
+            return with_shuffle(self, size, **kw)
         return self.compose(filters.shuffle(size, **kw))
 
     def map(self, f: Callable[[Any], Any], handler: Handler = reraise_exception) -> Self:
@@ -185,7 +189,7 @@ class ShardSamples:
 def _seed_from_env(seed):
     if seed is not None:
         return seed, True
-    env = os.environ.get("WDS_SEED")
+    env = _settings.env_str("WDS_SEED")
     if env is not None:
         try:
             return int(env), True
@@ -222,8 +226,21 @@ class WebDataset(DataPipeline, FluidInterface):
         verbose: bool = False,
         seed: int | str | None = None,
         empty_check: bool = True,
+        exact: bool = False,
+        drop_last: bool = False,
+        pad: bool = True,
+        nsamples: int | None = None,
     ) -> None:
         super().__init__()
+        if exact:  # planned epochs with a resumable state: see exact.py
+            from .exact import setup_webdataset
+
+            setup_webdataset(
+                self, urls, handler=handler, shardshuffle=shardshuffle, mode=mode, resampled=resampled,
+                repeat=repeat, select_files=select_files, rename_files=rename_files, seed=seed,
+                drop_last=drop_last, pad=pad, nsamples=nsamples,
+            )  # fmt: skip
+            return
         if resampled:
             mode = "resampled"
         if mode == "resampled" and shardshuffle not in (False, None):
@@ -279,7 +296,8 @@ class WebDataset(DataPipeline, FluidInterface):
         elif isinstance(urls, str) and urls.endswith(".json"):
             raise ValueError(f"{urls}: JSON shard lists are read by ppwids.ShardListDataset, not WebDataset")
         elif isinstance(urls, str) and urlparse(urls).path.endswith("/"):
-            self.append(shardlists.DirectoryShardList(urls, mode=mode))
+            # Read-only: a training run never renames the user's files (1.0.2 used the work queue here).
+            self.append(shardlists.DirectoryListing(urls, resampled=mode == "resampled"))
         elif isinstance(urls, str) and os.path.isdir(urls):
             raise IsADirectoryError(
                 errno.EISDIR, f"{urls} is a directory: add a trailing '/' ({urls}/) to read every shard in it", urls
@@ -293,13 +311,6 @@ class WebDataset(DataPipeline, FluidInterface):
                 self.append(shardlists.SimpleShardList(urls))
         else:
             raise ValueError(f"cannot handle urls of type {type(urls)}")
-
-    def set_epoch(self, epoch: int) -> Self:
-        """Tell the shard shuffle and resampler which epoch starts next (for non-persistent workers)."""
-        for stage in self.pipeline:
-            if hasattr(stage, "set_epoch") and stage is not self:
-                stage.set_epoch(epoch)
-        return self
 
     def update_cache_info(self, args: Any) -> None:
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
@@ -321,10 +332,42 @@ class FluidWrapper(DataPipeline, FluidInterface):
 
 
 class WebLoader(DataPipeline, FluidInterface):
-    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods."""
+    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods.
+
+    Over a ``WebDataset(..., exact=True)`` it is an ``exact.ExactLoader``: it also has
+    ``state_dict()`` / ``set_state_dict()`` (alias ``load_state_dict``) and ``set_epoch()``.
+    """
 
     def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(DataLoader(*args, **kw))
+        from .exact import ExactLoader, exact_stage
+
+        if args and exact_stage(args[0]) is not None:
+            super().__init__(ExactLoader(*args, **kw))
+        else:
+            super().__init__(DataLoader(*args, **kw))
+
+    def _exact_loader(self):
+        from .exact import ExactLoader
+
+        if not self.pipeline or not isinstance(self.pipeline[0], ExactLoader):
+            raise TypeError("state_dict()/set_state_dict() need a WebLoader over WebDataset(..., exact=True)")
+        return self.pipeline[0]
+
+    def __len__(self):
+        from .exact import ExactLoader
+
+        if self.pipeline and isinstance(self.pipeline[0], ExactLoader) and "size" not in self.__dict__:
+            return len(self.pipeline[0])  # batches per epoch on this rank, from the plan
+        return super().__len__()
+
+    def state_dict(self):
+        return self._exact_loader().state_dict()
+
+    def set_state_dict(self, state):
+        self._exact_loader().set_state_dict(state)
+        return self
+
+    load_state_dict = set_state_dict
 
 
 __all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]

@@ -60,8 +60,9 @@ class DecodingError(PpwdsError):
         sample: the sample being decoded.
     """
 
-    def __init__(self, url=None, key=None, k=None, sample=None):
-        super().__init__(f"Cannot decode field {k!r} of sample {key!r} from {url!r}")
+    def __init__(self, url=None, key=None, k=None, sample=None, reason=None):
+        message = f"Cannot decode field {k!r} of sample {key!r} from {url!r}"
+        super().__init__(message + (f": {reason}" if reason else ""))
         self.url = url
         self.key = key
         self.k = k

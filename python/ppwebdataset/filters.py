@@ -9,7 +9,7 @@ Differences from ppwebdataset 0.2.86 / webdataset 1.0.2 that callers can see:
 
 * Errors passed to a ``handler`` name the sample (``__key__``, ``__url__``).
 * ``shuffle(seed=...)`` is reproducible (0.2.86 ignored the seed) and varies
-  from pass to pass; ``detshuffle`` mixes the rank and worker into its seed.
+  from pass to pass; ``detshuffle`` seeds with ``seed + epoch``, the same in every process.
   Both run in a Rust buffer whose order does not depend on ``PYTHONHASHSEED``.
 * ``batched`` emits a batch as soon as it is full; ``default_collation_fn``
   collates dict (and nested dict) samples, NumPy scalars, Paddle and torch
@@ -35,8 +35,8 @@ from functools import reduce
 
 import numpy as np
 
-from . import utils
-from .errors import DecodingError, UnsafeOperationError
+from . import _settings, utils
+from .errors import DecodingError, UnsafeOperationError  # noqa: F401 - importable from here
 from .handlers import reraise_exception
 from .utils import PipelineStage, make_seed
 
@@ -375,14 +375,16 @@ class detshuffle(PipelineStage):
     """Stage: a deterministic shuffle whose order changes every epoch.
 
     Each ``run`` (pipeline pass) increments ``epoch`` and seeds the buffer with
-    ``make_seed(seed, epoch, rank, worker)``, a stable hash (independent of
-    ``PYTHONHASHSEED``); with ``per_worker=False`` the rank and worker are left
-    out so every process produces the same order. The epoch counter lives in
-    the process that iterates: with DataLoader workers that are not
-    persistent, call ``set_epoch(e)`` in the main process before each epoch.
+    ``seed + epoch``, as both references do, so every rank and every DataLoader
+    worker produces the same order: placed before ``split_by_node`` /
+    ``split_by_worker`` it shuffles shards without reading any twice.
+    ``per_worker=True`` (opt-in) mixes the rank and worker into the seed, for
+    use *after* the splitters. The epoch counter lives in the process that
+    iterates: with DataLoader workers that are not persistent, call
+    ``set_epoch(e)`` in the main process before each epoch.
     """
 
-    def __init__(self, bufsize=1000, initial=100, seed=0, epoch=-1, *, per_worker=True):
+    def __init__(self, bufsize=1000, initial=100, seed=0, epoch=-1, *, per_worker=False):
         self.bufsize = bufsize
         self.initial = initial
         self.seed = seed
@@ -396,10 +398,14 @@ class detshuffle(PipelineStage):
     def current_seed(self, epoch=None):
         """The buffer seed for ``epoch`` (default: the current one) in this process."""
         epoch = self.epoch if epoch is None else epoch
+        if isinstance(self.seed, int | np.integer) and not isinstance(self.seed, bool):
+            base = int(self.seed) + epoch
+        else:
+            base = make_seed(self.seed, epoch)  # e.g. a string seed from WDS_SEED
         if not self.per_worker:
-            return make_seed(self.seed, epoch)
+            return base
         rank, _, worker, _ = utils.paddle_worker_info()
-        return make_seed(self.seed, epoch, rank, worker)
+        return make_seed(base, rank, worker)
 
     def run(self, src):
         self.epoch += 1
@@ -986,22 +992,9 @@ def decode_text(stream):
     return stream.read().decode("utf-8")
 
 
-def _pickle_allowed():
-    # One switch for the whole package: the decoders' flag (ALLOW_PICKLE) or the env variable.
-    try:
-        from .autodecode import pickle_allowed
-    except ImportError:
-        return os.environ.get("PPWDS_ALLOW_PICKLE", "") == "1"
-    return pickle_allowed()
-
-
 def decode_pickle(stream):
-    """Unpickle the stream — only with ``PPWDS_ALLOW_PICKLE=1``, since unpickling runs code."""
-    if not _pickle_allowed():
-        raise UnsafeOperationError(
-            "refusing to unpickle data (.pyd): unpickling can run arbitrary code. "
-            "If you trust the data, set PPWDS_ALLOW_PICKLE=1"
-        )
+    """Unpickle the stream -- only when allowed (``PPWDS_ALLOW_PICKLE=1``), since unpickling runs code."""
+    _settings.require_pickle("unpickling (.pyd)")
     return pickle.load(stream)
 
 

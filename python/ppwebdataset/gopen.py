@@ -1,9 +1,12 @@
 """Opening URLs as binary streams: local files, stdin/stdout, subprocess pipes, curl, cloud CLIs.
 
 Remote schemes run their helper program with an argument list, never through a
-shell, so a URL cannot inject commands. ``pipe:`` URLs *are* shell commands;
-they are refused unless enabled with ``PPWDS_ALLOW_PIPE=1`` (or by setting
-``ppwebdataset.gopen.ALLOW_PIPE = True``).
+shell, so a URL cannot inject commands. ``pipe:`` URLs *are* shell commands: the
+user's own ones run as in webdataset, but one that came from data (a
+:class:`~ppwebdataset._settings.DataURL`: read from a remote shard list,
+descriptor or spec) is refused unless ``PPWDS_ALLOW_PIPE=1`` (or
+``ppwebdataset.gopen.ALLOW_PIPE = True``). ``ppwebdataset.utils.enforce_security
+= True`` (``WDS_SECURE=1``) refuses pipes, local files and rewriting, as in 1.0.2.
 
 Environment variables: ``GOPEN_VERBOSE`` (log opens and exits to stderr),
 ``GOPEN_BUFFER`` (buffer size for local files), ``GOPEN_REWRITE``
@@ -27,9 +30,9 @@ from subprocess import PIPE, Popen
 from urllib.parse import quote, unquote, urlparse
 from urllib.request import url2pathname
 
-from .errors import UnsafeOperationError
+from . import _settings
 
-#: Set to True to allow ``pipe:`` URLs in this process (same as PPWDS_ALLOW_PIPE=1). Setting
+#: Set to True to allow ``pipe:`` URLs that came from data (same as PPWDS_ALLOW_PIPE=1). Setting
 #: ``ppwebdataset.gopen.ALLOW_PIPE`` (an attribute of the function of that name) works too.
 ALLOW_PIPE = False
 
@@ -50,25 +53,12 @@ _STDERR_TAIL = 2000
 
 
 def pipe_allowed() -> bool:
-    """True when ``pipe:`` URLs may run shell commands."""
-    # ``ppwebdataset.gopen`` is the function at package level, so the flag may be set on it too.
-    if ALLOW_PIPE or getattr(gopen, "ALLOW_PIPE", False):
-        return True
-    return os.environ.get("PPWDS_ALLOW_PIPE", "0").strip().lower() not in (
-        "",
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    """True when ``pipe:`` URLs that came from data may run (the user's own always may)."""
+    return _settings.allow_pipe()
 
 
 def _verbose() -> bool:
-    value = os.environ.get("GOPEN_VERBOSE", "0").strip()
-    try:
-        return bool(int(value or 0))
-    except ValueError:
-        return value.lower() not in ("false", "no", "off")
+    return _settings.env_flag("GOPEN_VERBOSE")
 
 
 _logger = logging.getLogger(__name__)
@@ -381,9 +371,9 @@ def set_options(obj, timeout=None, ignore_errors=None, ignore_status=None, handl
 
 
 def _buffering(bufsize):
-    env = os.environ.get("GOPEN_BUFFER")
-    if env:
-        return int(env)
+    env = _settings.env_int("GOPEN_BUFFER")
+    if env is not None:
+        return env
     # 8192 is the signature default; treat it as "let Python choose".
     return -1 if bufsize in (None, 8192) else bufsize
 
@@ -401,17 +391,14 @@ def _file_url_path(url: str) -> str:
 
 def gopen_file(url, mode="rb", bufsize=8192):
     """Open a local path or ``file:`` URL."""
+    _settings.check_secure("local")
     path = _file_url_path(url) if scheme_of(url) == "file" else url
     return open(path, mode, buffering=_buffering(bufsize))
 
 
 def gopen_pipe(url, mode="rb", bufsize=8192):
-    """Run a ``pipe:`` shell command (only when pipes are enabled)."""
-    if not pipe_allowed():
-        raise UnsafeOperationError(
-            f"{url}: pipe: URLs run shell commands and are disabled by default; "
-            "set PPWDS_ALLOW_PIPE=1 or ppwebdataset.gopen.ALLOW_PIPE = True to allow them"
-        )
+    """Run a ``pipe:`` shell command (one that came from data needs PPWDS_ALLOW_PIPE=1)."""
+    _settings.check_pipe(url)
     if mode[0] not in "rw":
         raise ValueError(f"{mode}: unknown mode")
     cmd = url[5:] if url.startswith("pipe:") else url
@@ -488,19 +475,19 @@ def hf_to_https(url: str) -> str:
         revision = unquote(revision)
     if not owner or not repo or not path:
         raise ValueError(f"{url}: expected hf://[datasets/|spaces/]<owner>/<repo>[@revision]/<path>")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    endpoint = _settings.env_str("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     return f"{endpoint}/{kind}{owner}/{repo}/resolve/{quote(revision, safe='')}/{quote(path, safe='/')}"
 
 
 def _hf_token():
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        token = os.environ.get(name, "").strip()
+        token = _settings.env_str(name, "").strip()
         if token:
             return token
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    home = _settings.env_str("HF_HOME") or os.path.join(
+        _settings.env_str("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
     )
-    path = os.environ.get("HF_TOKEN_PATH") or os.path.join(os.path.expanduser(home), "token")
+    path = _settings.env_str("HF_TOKEN_PATH") or os.path.join(os.path.expanduser(home), "token")
     try:
         with open(path, encoding="utf-8") as f:
             return f.read().strip() or None
@@ -589,7 +576,7 @@ gopen_schemes = dict(
 
 
 def _ais_schemes():
-    return {p for p in os.environ.get("USE_AIS_FOR", "").split(":") if p}
+    return {p for p in _settings.env_str("USE_AIS_FOR", "").split(":") if p}
 
 
 def rewrite_url(url):
@@ -598,9 +585,10 @@ def rewrite_url(url):
     A rule's left side is a literal prefix; failing that it is tried as a regular
     expression anchored at the start (upstream treated it as a regex).
     """
-    rules = os.environ.get("GOPEN_REWRITE")
+    rules = _settings.env_str("GOPEN_REWRITE")
     if not rules:
         return url
+    _settings.check_secure("rewrite")
     for rule in rules.split(";"):
         if "=" not in rule:
             continue
@@ -618,7 +606,8 @@ def rewrite_url(url):
                 continue
             result = new + url[m.end() :]
         _note(f"# GOPEN REWRITE {url} -> {result}")
-        return result
+        # A URL that came from data stays data after rewriting (a rule may turn it into pipe:).
+        return _settings.same_origin(url, result)
     return url
 
 

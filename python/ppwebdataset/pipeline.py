@@ -142,6 +142,13 @@ class DataPipeline(IterableDataset, PipelineStage):
             raise TypeError(f"{type(self).__name__} has no length; call .with_length(n) to set one")
         return size
 
+    def set_epoch(self, epoch: int) -> Self:
+        """Tell every stage with an epoch (shuffles, resamplers, exact plans) that epoch ``epoch`` starts next."""
+        for stage in self.pipeline:
+            if hasattr(stage, "set_epoch") and stage is not self:
+                stage.set_epoch(epoch)
+        return self
+
     def stage(self, i: int) -> Any:
         """Pipeline stage ``i``."""
         return self.pipeline[i]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from . import _settings
 from .filters import pipelinefilter
 from .paddle import IterableDataset
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
@@ -21,11 +22,15 @@ if TYPE_CHECKING:
     from ._typing import Urls
 
 
+class MissingVariableError(ValueError, AssertionError):
+    """A ``${name}`` in a URL names an unset ``WDS_<name>`` (an AssertionError in webdataset 1.0.2)."""
+
+
 def envlookup(m):
     """The value of ``WDS_<name>`` for a ``${name}`` match; a clear error if it is unset."""
     key = "WDS_" + m.group(1)
     if key not in os.environ:
-        raise ValueError(f"URL uses ${{{m.group(1)}}} but the environment variable {key} is not set")
+        raise MissingVariableError(f"URL uses ${{{m.group(1)}}} but the environment variable {key} is not set")
     return os.environ[key]
 
 
@@ -191,7 +196,7 @@ class ResampledShards(IterableDataset):
             seed = make_seed(self.worker_seed(), self.epoch, self.seed)
         else:
             seed = make_seed(self.worker_seed(), self.epoch, self.seed, os.getpid(), time.time_ns(), os.urandom(8))
-        if os.environ.get("WDS_SHOW_SEED", "0") == "1":
+        if _settings.env_flag("WDS_SHOW_SEED"):
             print(f"# ResampledShards seed {seed}", file=sys.stderr)
         if not self.urls:
             return
@@ -215,7 +220,7 @@ def check_pid_is_running(pid):
 
 def without_last_extension(fname):
     """``a/b.tar.gz`` → ``a/b.tar``."""
-    return re.sub(r"\.[^./]*$", "", fname)
+    return re.sub(r"\.[^.]*$", "", fname)
 
 
 def get_pid_from_filename(fname):
@@ -225,14 +230,22 @@ def get_pid_from_filename(fname):
 
 
 class DirectoryShardList(IterableDataset):
-    """Shards found in a directory (brace-aware glob pattern), without touching the files.
+    """A directory used as a work queue of shards, as in webdataset 1.0.2.
 
-    Upstream renamed files inside the user's data directory while reading them;
-    this version only reads. ``mode="resample"`` (or ``"resampled"``) draws
-    shards at random forever; any other mode yields each matching file once per
-    pass in sorted (``select="oldest"``: modification-time) order. ``poll``
-    seconds are waited between listings while the directory is empty, up to
-    ``timeout`` seconds; ``poll=None`` returns at once.
+    Each step picks a file matching ``pattern`` (``select="random"`` or
+    ``"oldest"`` by mtime), claims it by renaming it to ``<name>._<pid>_`` and
+    yields that name; when the consumer asks for the next shard the claimed
+    file is recycled by ``mode``: ``"resample"`` renames it back, ``"keep"``
+    renames it to ``<name>._done_``, ``"unlink"`` deletes it (any other mode
+    leaves it claimed). Files claimed by processes that are gone are recycled
+    too (``cleanup_files_without_processes``). While no file matches it waits
+    ``poll`` seconds and looks again, for up to ``timeout`` seconds in all;
+    with ``poll=None`` it stops as soon as the directory has no candidate.
+
+    This class renames and deletes files by design. ``WebDataset("dir/")``
+    does not use it: it reads a directory read-only (:class:`DirectoryListing`).
+    Unlike 1.0.2, braces in ``pattern`` are expanded, so the default pattern
+    matches ``.tar``, ``.tgz`` and ``.tar.tgz`` files (1.0.2 globbed it literally).
     """
 
     def __init__(
@@ -260,29 +273,80 @@ class DirectoryShardList(IterableDataset):
         return sorted({f for pat in braceexpand(self.pattern) for f in glob.glob(self.path + pat)})
 
     def recycle(self, activename):
-        """Kept for API compatibility: files are never renamed or deleted."""
+        """Release a claimed file according to ``mode``."""
+        if self.mode == "unlink":
+            os.unlink(activename)
+        elif self.mode == "keep":
+            os.rename(activename, without_last_extension(activename) + "._done_")
+        elif self.mode in ("resample", "resampled"):
+            os.rename(activename, without_last_extension(activename))
 
     def cleanup_files_without_processes(self):
-        """Kept for API compatibility: no files are renamed, so there is nothing to clean."""
+        """Recycle files claimed by processes that no longer run."""
+        for fname in glob.glob(os.path.join(self.path, "*._*_")):
+            pid = get_pid_from_filename(fname)
+            if pid is not None and not check_pid_is_running(pid):
+                self.recycle(fname)
+
+    def _pick(self, candidates):
+        if self.select == "oldest":
+            return min(candidates, key=lambda fn: os.stat(fn).st_mtime)
+        if self.select == "random":
+            return random.choice(candidates)
+        raise ValueError(f"unknown selection strategy {self.select}")
 
     def __iter__(self):
         start = time.time()
-        while True:
+        while time.time() - start < self.timeout:
             candidates = self._candidates()
-            if candidates:
-                break
-            if self.poll is None or time.time() - start >= self.timeout:
-                return
-            time.sleep(self.poll)
-        if self.mode in ("resample", "resampled"):
-            rng = random.Random(make_seed(paddle_worker_seed(), os.getpid(), time.time_ns()))
-            while True:
-                yield dict(url=rng.choice(candidates))
-                candidates = self._candidates() or candidates
-        if self.select == "oldest":
-            candidates.sort(key=lambda fn: os.stat(fn).st_mtime)
-        for fname in candidates:
-            yield dict(url=fname)
+            if not candidates:
+                if self.poll is None:
+                    return
+                time.sleep(self.poll)
+                continue
+            candidate = self._pick(candidates)
+            activename = f"{candidate}._{os.getpid()}_"
+            try:
+                os.rename(candidate, activename)
+            except FileNotFoundError:  # another process claimed it first
+                if self.poll:
+                    time.sleep(self.poll)
+                continue
+            yield dict(url=activename)
+            self.recycle(activename)
+            self.cleanup_files_without_processes()
+
+
+class DirectoryListing(IterableDataset):
+    """The shards of a directory, read-only: what ``WebDataset("dir/")`` iterates.
+
+    Yields every file matching ``pattern`` once per pass in sorted order, or,
+    with ``resampled=True``, draws from them at random without end. Files are
+    never renamed or deleted (webdataset 1.0.2 renamed them while reading).
+    """
+
+    def __init__(self, path, pattern="*.{tar,tgz,tar.tgz,tar.gz}", resampled=False):
+        path = _url_text(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: not a directory")
+        self.path = path if path.endswith("/") else path + "/"
+        self.pattern = pattern
+        self.resampled = resampled
+
+    def listing(self):
+        return sorted({f for pat in braceexpand(self.pattern) for f in glob.glob(self.path + pat)})
+
+    def __iter__(self):
+        names = self.listing()
+        if not self.resampled:
+            for name in names:
+                yield dict(url=name)
+            return
+        if not names:
+            return
+        rng = random.Random(make_seed(paddle_worker_seed(), os.getpid(), time.time_ns()))
+        while True:
+            yield dict(url=rng.choice(names))
 
 
 # Compatibility alias for the misspelt name 0.2.86 referenced.
@@ -320,6 +384,7 @@ class MultiShardSample(IterableDataset):
         self.parse_spec(fname)
 
     def parse_spec(self, fname):
+        origin = None
         if isinstance(fname, dict):
             spec = fname
         else:
@@ -330,8 +395,19 @@ class MultiShardSample(IterableDataset):
                     f"{fname}: reading a YAML shard spec needs PyYAML: pip install pyyaml", name="yaml"
                 ) from None
 
-            with open(fname) as stream:
-                spec = yaml.safe_load(stream)
+            fname = _url_text(fname)
+            if _settings.is_remote(fname):
+                # A spec fetched from elsewhere is data: its URLs are marked so a pipe: among them is refused.
+                from .gopen import gopen
+
+                origin = fname
+                with gopen(fname, "rb") as stream:
+                    spec = yaml.safe_load(stream.read())
+            else:
+                with open(fname) as stream:
+                    spec = yaml.safe_load(stream)
+        if not isinstance(spec, dict):
+            raise ValueError(f"{fname}: a shard spec must be a mapping")
         unknown = set(spec.keys()) - {"prefix", "datasets", "buckets"}
         if unknown:
             raise ValueError(f"unknown keys in shard spec: {sorted(unknown)}")
@@ -353,6 +429,8 @@ class MultiShardSample(IterableDataset):
             if isinstance(urls, str):
                 urls = [urls]
             urls = [prefix + os.path.join(bucket, u) for url in urls for u in braceexpand(expand(url))]
+            if origin is not None:
+                urls = [_settings.from_data(u, origin) for u in urls]
             resample = ds.get("resample", -1)
             nsample = ds.get("choose", -1)
             if nsample > len(urls):
@@ -397,6 +475,7 @@ def shardspec(spec):
 
 
 __all__ = [
+    "DirectoryListing",
     "DirectoryShardList",
     "MultiShardSample",
     "ResampledShardList",

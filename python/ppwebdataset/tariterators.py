@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeGuard
 
+from . import _settings
 from ._core import TarSampleReader, split_key
 from .filters import pipelinefilter
 from .gopen import local_path, rewrite_url
@@ -142,12 +143,15 @@ def tar_file_expander(
     handler: Callable[[Exception], bool] = reraise_exception,
     select_files: Callable[[str], bool] | None = None,
     rename_files: Callable[[str], str] | None = None,
-    eof_value: Any | None = {},  # noqa: B006 - the marker is compared by value, never mutated
+    eof_value: Any | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Members of every opened shard, each tagged with ``__url__`` (and ``__local_path__``).
 
-    ``eof_value`` is yielded after each shard so that grouping never merges
-    samples across shards. Streams are closed when their shard is done.
+    Only member dicts are yielded, as in ppwebdataset 0.2.86, so custom grouping
+    code may read ``item["fname"]`` on every item. A caller that wants an
+    end-of-shard marker passes ``eof_value`` (webdataset 1.0.2 yields ``{}``);
+    ``group_by_keys`` honours ``{}`` and also starts a new sample when
+    ``__url__`` changes. Streams are closed when their shard is done.
     """
     for source in data:
         url = source["url"]
@@ -182,8 +186,9 @@ def group_by_keys(
 ) -> Iterator[dict[str, Any]]:
     """Group consecutive members with the same key into samples (member-level interface).
 
-    An empty dict (the expander's end-of-shard marker) ends the current sample.
-    A repeated extension in one sample raises ValueError through ``handler``.
+    An empty dict (an end-of-shard marker) or a change of ``__url__`` ends the
+    current sample, so samples never merge across shards. A repeated extension
+    in one sample raises ValueError through ``handler``.
     """
     current: dict[str, Any] | None = None
     for filesample in data:
@@ -201,7 +206,7 @@ def group_by_keys(
                 continue
             if lcase:
                 suffix = suffix.lower()
-            if current is None or prefix != current["__key__"]:
+            if current is None or prefix != current["__key__"] or filesample["__url__"] != current["__url__"]:
                 if valid_sample(current):
                     yield current
                 current = dict(__key__=prefix, __url__=filesample["__url__"])
@@ -237,6 +242,7 @@ def _open_source(source: dict[str, Any]):
     url = source["url"]
     path = local_path(rewrite_url(url)) if isinstance(url, str) else local_path(url)
     if path is not None:
+        _settings.check_secure("local")  # the Rust reader opens the path itself, not through gopen
         return path, path, None
     stream = _gopen.gopen(url)
     return stream, None, stream

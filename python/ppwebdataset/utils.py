@@ -7,7 +7,6 @@ import functools
 import glob
 import hashlib
 import itertools
-import os
 import re
 import sys
 import warnings
@@ -16,103 +15,16 @@ from typing import Any
 
 import numpy as np
 
-# ---------------------------------------------------------------------------
-# Brace expansion (`data-{000..099}.tar`, `{a,b}`, nested, `{1..9..2}`, `{a..e}`)
-# ---------------------------------------------------------------------------
+# Brace expansion is the ``braceexpand`` package's (the one both references use), so that
+# ``shard-{0..10}.tar`` names exactly the files bash and webdataset name.
+from braceexpand import UnbalancedBracesError, braceexpand  # type: ignore[attr-defined]  # noqa: F401 - not in its stub
 
-_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?$|^([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?\d+))?$")
+from . import _settings
 
-
-def _find_close(s: str, start: int) -> int:
-    depth = 0
-    i = start
-    while i < len(s):
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
-
-
-def _split_top(s: str) -> list[str]:
-    parts, depth, cur, i = [], 0, [], 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\" and i + 1 < len(s):
-            cur.append(s[i : i + 2])
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        if c == "," and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
-def _range_items(body: str) -> list[str] | None:
-    m = _RANGE.match(body)
-    if not m:
-        return None
-    if m.group(1) is not None:
-        a, b = m.group(1), m.group(2)
-        step = abs(int(m.group(3) or 1)) or 1
-        lo, hi = int(a), int(b)
-        width = max(len(a), len(b)) if (a.lstrip("-").startswith("0") or b.lstrip("-").startswith("0")) else 0
-        seq = range(lo, hi + 1, step) if lo <= hi else range(lo, hi - 1, -step)
-        return [str(n).zfill(width) if width else str(n) for n in seq]
-    a, b = ord(m.group(4)), ord(m.group(5))
-    step = abs(int(m.group(6) or 1)) or 1
-    seq = range(a, b + 1, step) if a <= b else range(a, b - 1, -step)
-    return [chr(c) for c in seq]
-
-
-def _expand(s: str) -> Iterator[str]:
-    i = 0
-    while i < len(s):
-        if s[i] == "\\":
-            i += 2
-            continue
-        if s[i] == "{":
-            end = _find_close(s, i)
-            if end < 0:
-                break
-            head, body, tail = s[:i], s[i + 1 : end], s[end + 1 :]
-            items = _range_items(body)
-            if items is None:
-                alts = _split_top(body)
-                if len(alts) < 2:
-                    # Not an expansion: keep the braces literally and go on after them.
-                    for rest in _expand(tail):
-                        for mid in _expand(body):
-                            yield head + "{" + mid + "}" + rest
-                    return
-                items = [x for alt in alts for x in _expand(alt)]
-            for item in items:
-                for rest in _expand(tail):
-                    yield head + item + rest
-            return
-        i += 1
-    yield s
-
-
-def braceexpand(pattern: str, escape: bool = True) -> Iterator[str]:
-    """Expand shell-style braces: ``a{1..3}`` → ``a1 a2 a3``; zero padding is kept."""
-    for item in _expand(pattern):
-        yield re.sub(r"\\(.)", r"\1", item) if escape else item
+#: webdataset 1.0.2's security switch (initially from ``WDS_SECURE``). True refuses ``pipe:``,
+#: local files, ``GOPEN_REWRITE``, unpickling and paddle.load; False allows them all; None (the
+#: default when WDS_SECURE is unset) keeps ppwebdataset's defaults (see ``ppwebdataset._settings``).
+enforce_security = _settings.initial_security()
 
 
 def glob_with_braces(pattern):
@@ -239,12 +151,13 @@ def repeatedly(
 
 
 def _env_pair(a: str, b: str):
-    if a in os.environ and b in os.environ:
-        try:
-            return int(os.environ[a]), int(os.environ[b])
-        except ValueError:
-            return None
-    return None
+    first, second = _settings.env_str(a), _settings.env_str(b)
+    if first is None or second is None:
+        return None
+    try:
+        return int(first), int(second)
+    except ValueError:
+        return None
 
 
 def paddle_rank_info(group=None) -> tuple[int, int]:
@@ -339,7 +252,7 @@ def obsolete(func=None, *, reason=None):
 
     @functools.wraps(func)
     def new_func(*args, **kwargs):
-        if not int(os.environ.get("ALLOW_OBSOLETE", "0")):
+        if not _settings.env_flag("ALLOW_OBSOLETE"):
             msg = f"Call to obsolete function {func.__name__}. Set env ALLOW_OBSOLETE=1 to permit."
             if reason is not None:
                 msg += " Reason: " + reason

@@ -478,8 +478,8 @@ class ShardWriter:
     are written. ``post(fname)`` runs after each shard is closed. ``opener(fname)``
     returns the stream to write a shard to (it is closed with the shard); the
     default opens ``fname`` with :func:`gopen`. Other keyword arguments go to
-    :class:`TarWriter`. With ``verbose``, each new shard is logged at INFO level
-    on the ``ppwebdataset.writer`` logger.
+    :class:`TarWriter`. With ``verbose``, each new shard prints
+    ``# writing <name> <count> <size> GB <total>`` to stdout, as 0.2.86 did.
     """
 
     def __init__(
@@ -525,7 +525,8 @@ class ShardWriter:
         self.finish()
         fname = self._shard_name(self.shard)
         if self.verbose:
-            logger.info("# writing %s %d %.1f GB %d", fname, self.count, self.size / 1e9, self.total)
+            # The counts are the previous shard's, exactly as 0.2.86 printed them.
+            print("# writing", fname, self.count, f"{self.size / 1e9:.1f} GB", self.total, flush=True)
         self.fname = fname
         self.shard += 1
         if self.opener is not None:

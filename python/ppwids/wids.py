@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from ppwebdataset import _settings
 from ppwebdataset._core import ShardIndex
 from ppwebdataset.errors import ShardError, ShardIndexError
 from ppwebdataset.gopen import local_path
@@ -431,11 +432,11 @@ class ShardListDataset(Dataset):
             self.cache_dir = None
             self.localname = localname
         else:
-            self.cache_dir = os.environ.get("WIDS_CACHE", DEFAULT_CACHE)
+            self.cache_dir = _settings.env_str("WIDS_CACHE", DEFAULT_CACHE)
             self.localname = default_localname(self.cache_dir)
 
         if verbose is None:
-            verbose = os.environ.get("WIDS_VERBOSE", "0") not in ("", "0")
+            verbose = _settings.env_flag("WIDS_VERBOSE")
         self.verbose = bool(verbose)
         if self.verbose:
             nbytes = sum(shard.get("filesize", 0) for shard in self.shards)

@@ -5,7 +5,8 @@ Values may be ``bytes`` (what ``ShardListDataset`` returns) or binary streams
 
 Formats that can run code when loaded (``.pkl``/``.pickle``, ``.pt``/``.pth``
 via ``torch.load``, ``.pd``/``.pdparams`` via ``paddle.load``) are refused
-unless ``PPWDS_ALLOW_PICKLE=1`` is set or :data:`ALLOW_PICKLE` is True.
+unless ``PPWDS_ALLOW_PICKLE=1`` is set or :data:`ALLOW_PICKLE` is True -- the same
+switches as ppwebdataset's decoders (``ppwebdataset._settings``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import warnings
 from typing import Any
 
+from ppwebdataset import _settings
 from ppwebdataset.errors import UnsafeOperationError
 
 #: Set to True to allow pickle-based formats in this process (same as PPWDS_ALLOW_PICKLE=1).
@@ -28,7 +29,7 @@ PICKLE_EXTENSIONS = ("pkl", "pickle", "pyd", "pt", "pth", "pd", "pdparams")
 
 def pickle_allowed() -> bool:
     """True when pickle-based formats may be loaded."""
-    return ALLOW_PICKLE or os.environ.get("PPWDS_ALLOW_PICKLE", "0") not in ("", "0", "false", "False")
+    return _settings.allow_pickle()
 
 
 def _bytes(value) -> bytes:
@@ -62,6 +63,12 @@ def _refuse(key):
     raise UnsafeOperationError(
         f"refusing to load sample field {key!r}: this format can execute code when loaded (pickle). "
         "Set PPWDS_ALLOW_PICKLE=1 (or ppwids.wids_decode.ALLOW_PICKLE = True) if you trust the data."
+    )
+
+
+def _secure_check(ext):
+    _settings.check_secure(
+        "torch.load" if ext in ("pt", "pth") else "paddle.load" if ext in ("pd", "pdparams") else "unpickling"
     )
 
 
@@ -100,6 +107,7 @@ def _basic(key, ext, value):
 
         return msgpack.unpackb(_bytes(value), raw=False)
     if ext in PICKLE_EXTENSIONS:
+        _secure_check(ext)
         if not pickle_allowed():
             _refuse(key)
         if ext in ("pt", "pth"):

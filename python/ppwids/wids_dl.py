@@ -2,8 +2,8 @@
 
 Nothing here builds a shell command from a URL: http(s) and ftp go through
 ``urllib``, ``gs://`` and ``s3://`` run ``gsutil`` / ``aws`` with an argument
-list. ``pipe:`` URLs are shell commands by definition and are refused unless
-``PPWDS_ALLOW_PIPE=1`` is set.
+list. ``pipe:`` URLs are shell commands: the user's own run as in wids, but one
+read from a remote descriptor is refused unless ``PPWDS_ALLOW_PIPE=1`` is set.
 
 Every download goes to a unique temporary file next to its destination and is
 renamed into place only when complete, so a reader never sees a partial file.
@@ -26,8 +26,9 @@ import uuid
 from collections import deque
 from urllib.parse import urlparse
 
-from ppwebdataset.errors import PpwdsError, UnsafeOperationError
-from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of
+from ppwebdataset import _settings
+from ppwebdataset.errors import PpwdsError
+from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of  # noqa: F401 - pipe_allowed kept importable
 
 try:
     import fcntl
@@ -38,7 +39,7 @@ except ImportError:  # not POSIX: rely on the atomic rename alone
 recent_downloads: deque = deque(maxlen=1000)
 
 #: Seconds without data before an http(s)/ftp download is abandoned.
-TIMEOUT = float(os.environ.get("WIDS_DOWNLOAD_TIMEOUT", "300"))
+TIMEOUT = _settings.env_float("WIDS_DOWNLOAD_TIMEOUT", 300.0)
 
 
 class DownloadError(PpwdsError, OSError):
@@ -109,16 +110,12 @@ def s3_download(remote, local):
 
 
 def pipe_download(remote, local):
-    """Run a ``pipe:`` command (only with PPWDS_ALLOW_PIPE=1).
+    """Run a ``pipe:`` command (one read from a remote descriptor needs PPWDS_ALLOW_PIPE=1).
 
     A command containing ``{local}`` writes that file itself; otherwise its
     standard output is saved.
     """
-    if not pipe_allowed():
-        raise UnsafeOperationError(
-            f"refusing to run the shell command of {remote!r}: pipe: URLs execute arbitrary commands. "
-            "Set PPWDS_ALLOW_PIPE=1 to allow them."
-        )
+    _settings.check_pipe(remote)
     cmd = remote[len("pipe:") :]
     if "{local}" in cmd:
         result = subprocess.run(cmd.replace("{local}", shlex.quote(local)), shell=True, check=False)

@@ -17,6 +17,10 @@ A descriptor looks like::
 Relative shard URLs are resolved against ``base``, or against the directory of
 the file they were read from. A ``source_url`` may not point at a descriptor
 that has a ``source_url`` of its own.
+
+Shard URLs read from a remote descriptor (any source that is not a local path)
+are marked as data (``ppwebdataset._settings.DataURL``): a ``pipe:`` URL among
+them runs only with ``PPWDS_ALLOW_PIPE=1``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import operator
 import os
 import posixpath
 from urllib.parse import urlparse, urlunparse
+
+from ppwebdataset import _settings
 
 from .wids_dl import download_and_open, fetch_bytes
 
@@ -174,6 +180,8 @@ def resolve_dsdesc(dsdesc, *, options=None, base=None):
         elif subbase is None:
             subbase = base
         rebase_shardlist(sub, subbase)
+        if source_url is not None and _settings.is_remote(source_url):
+            mark_from_data(sub, source_url)
         set_all(sub, "weight", weight)
         set_all(sub, "source_url", source_url)
         set_all(sub, "dataset", component.get("name"))
@@ -184,9 +192,19 @@ def resolve_dsdesc(dsdesc, *, options=None, base=None):
     return dsdesc
 
 
+def mark_from_data(shardlist, origin):
+    """Mark every shard URL as read from ``origin`` (see the module docs); in place."""
+    for shard in shardlist:
+        shard["url"] = _settings.from_data(shard["url"], str(origin))
+    return shardlist
+
+
 def load_dsdesc_and_resolve(source, *, options=None, base=None):
     """:func:`load_remote_dsdesc_raw` followed by :func:`resolve_dsdesc`."""
-    return resolve_dsdesc(load_remote_dsdesc_raw(source), base=base, options=options)
+    desc = resolve_dsdesc(load_remote_dsdesc_raw(source), base=base, options=options)
+    if _settings.is_remote(source):
+        mark_from_data(desc["shardlist"], source)
+    return desc
 
 
 __all__ = [

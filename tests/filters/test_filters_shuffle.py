@@ -177,7 +177,7 @@ def test_detshuffle_epochs(monkeypatch):
     assert d4.epoch == 2 and "epoch=2" in repr(d4)
 
 
-def test_detshuffle_mixes_rank_and_worker(monkeypatch):
+def test_detshuffle_same_order_everywhere_unless_per_worker(monkeypatch):
     data = list(range(300))
     orders = {}
     for rank, worker in [(0, 0), (0, 1), (1, 0)]:
@@ -185,10 +185,13 @@ def test_detshuffle_mixes_rank_and_worker(monkeypatch):
         monkeypatch.setenv("WORLD_SIZE", "2")
         monkeypatch.setenv("WORKER", str(worker))
         monkeypatch.setenv("NUM_WORKERS", "2")
-        orders[rank, worker] = list(F.detshuffle(64, 8, seed=5)(iter(data)))
-        orders[rank, worker, "shared"] = list(F.detshuffle(64, 8, seed=5, per_worker=False)(iter(data)))
+        orders[rank, worker] = list(F.detshuffle(64, 8, seed=5, per_worker=True)(iter(data)))
+        orders[rank, worker, "shared"] = list(F.detshuffle(64, 8, seed=5)(iter(data)))
     assert len({tuple(orders[k]) for k in [(0, 0), (0, 1), (1, 0)]}) == 3
     assert len({tuple(orders[k + ("shared",)]) for k in [(0, 0), (0, 1), (1, 0)]}) == 1
+    # The default seed is seed + epoch, as in both references (seed 5, epoch 1 == seed 6, epoch 0).
+    d = F.detshuffle(64, 8, seed=5)
+    assert d.current_seed(1) == F.detshuffle(64, 8, seed=6).current_seed(0) == 6
 
 
 def test_shuffle_memory_is_bounded():

@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 import ppwebdataset as wds
+from ppwebdataset._settings import DataURL
 from ppwebdataset.errors import UnsafeOperationError
 
 G = importlib.import_module("ppwebdataset.gopen")
@@ -122,10 +123,14 @@ def test_gopen_rewrite_regex_prefix(monkeypatch):
     assert G.rewrite_url("http://mirror7.example/a/b.tar") == "s3://bucket/a/b.tar"
 
 
-def test_rewrite_to_pipe_is_still_gated(monkeypatch):
-    monkeypatch.setenv("GOPEN_REWRITE", "s3://bucket/=pipe:cat ")
-    with pytest.raises(UnsafeOperationError):
-        G.gopen("s3://bucket/x.tar")
+def test_rewrite_to_pipe_is_gated_only_for_data_urls(tmp_path, monkeypatch):
+    (tmp_path / "x.tar").write_bytes(b"payload")
+    monkeypatch.setenv("GOPEN_REWRITE", f"s3://bucket/=pipe:cat {tmp_path}/")
+    with G.gopen("s3://bucket/x.tar") as f:  # the user's URL and the user's rule
+        assert f.read() == b"payload"
+    data_url = DataURL("s3://bucket/x.tar", "http://example.invalid/list.json")
+    with pytest.raises(UnsafeOperationError, match="PPWDS_ALLOW_PIPE=1"):
+        G.gopen(data_url)
 
 
 def test_missing_helper_program_is_named(tmp_path, monkeypatch):
@@ -147,13 +152,16 @@ def test_gopen_verbose_logs(tmp_path, monkeypatch, capfd):
 # ---------------------------------------------------------------------------
 
 
-def test_pipe_refused_by_default(tmp_path, monkeypatch):
+def test_user_pipe_runs_by_default_data_pipe_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    with G.gopen("pipe:touch created") as f:
+        f.read()
+    assert (tmp_path / "created").exists()
     with pytest.raises(UnsafeOperationError, match="PPWDS_ALLOW_PIPE=1") as info:
-        G.gopen("pipe:touch created")
+        G.gopen(DataURL("pipe:touch from-data", "http://example.invalid/spec.yaml"))
     assert isinstance(info.value, PermissionError)
-    assert "ALLOW_PIPE = True" in str(info.value)
-    assert not (tmp_path / "created").exists()
+    assert "ALLOW_PIPE = True" in str(info.value) and "example.invalid/spec.yaml" in str(info.value)
+    assert not (tmp_path / "from-data").exists()
 
 
 def test_pipe_allowed_by_env_and_flag(tmp_path, monkeypatch):

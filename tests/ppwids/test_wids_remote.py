@@ -81,11 +81,22 @@ def test_stale_cached_copy_is_downloaded_again(tmp_path, make_tar, members, http
     assert http_server.requests["/s.tar"] == 1
 
 
-def test_pipe_urls_need_opt_in(tmp_path, make_tar, members, monkeypatch):
+def test_users_pipe_urls_run_by_default(tmp_path, make_tar, members, monkeypatch):
     path = make_tar(tmp_path / "p.tar", members(2))
     url = f"pipe:cat {path}"
     monkeypatch.delenv("PPWDS_ALLOW_PIPE", raising=False)
     ds = ShardListDataset([{"url": url, "nsamples": 2}], cache_dir=str(tmp_path / "c"), transformations=[])
+    assert ds[1]["__key__"] == "s0001"
+
+
+def test_pipe_urls_from_a_remote_descriptor_need_opt_in(
+    tmp_path, make_tar, members, monkeypatch, http_root, http_server
+):
+    path = make_tar(tmp_path / "p.tar", members(2))
+    desc = {"wids_version": 1, "shardlist": [{"url": f"pipe:cat {path}", "nsamples": 2}]}
+    (http_root / "remote.json").write_text(json.dumps(desc))
+    monkeypatch.delenv("PPWDS_ALLOW_PIPE", raising=False)
+    ds = ShardListDataset(f"{http_server.url}/remote.json", cache_dir=str(tmp_path / "c"), transformations=[])
     with pytest.raises(UnsafeOperationError, match="PPWDS_ALLOW_PIPE=1"):
         ds[0]
     monkeypatch.setenv("PPWDS_ALLOW_PIPE", "1")

@@ -11,7 +11,7 @@ import pytest
 from tarfixtures import make_tar, samples_members
 
 import ppwebdataset as wds
-from ppwebdataset.shardlists import DirectoryShardList, ResampledShardList, expand_urls
+from ppwebdataset.shardlists import DirectoryListing, ResampledShardList, expand_urls
 from ppwebdataset.utils import braceexpand, make_seed
 
 
@@ -78,22 +78,25 @@ def test_resampled_webdataset_with_epoch(tmp_path):
     assert all(s["__key__"].split("_")[0] in {"s0", "s1", "s2"} for s in got)
 
 
-def test_directory_shard_list_reads_without_renaming(tmp_path):
+def test_webdataset_directory_is_read_only(tmp_path):
     d = tmp_path / "shards"
     d.mkdir()
-    names = ["a.tar", "b.tgz", "c.tar.tgz", "notes.txt"]
+    names = ["b.tgz", "a.tar", "c.tar.tgz", "notes.txt"]
     for n in names:
         make_tar(d / n, samples_members(1, prefix=n.split(".")[0]))
-    listed = urls_of(DirectoryShardList(str(d) + "/", mode=None, poll=None))
+    listed = urls_of(DirectoryListing(str(d) + "/"))
     assert [os.path.basename(u) for u in listed] == ["a.tar", "b.tgz", "c.tar.tgz"]
     assert sorted(os.listdir(d)) == sorted(names)  # nothing renamed
-    got = list(wds.WebDataset(str(d) + "/", shardshuffle=False))
-    assert sorted(s["__key__"] for s in got) == ["a0000", "b0000", "c0000"]
-    assert sorted(os.listdir(d)) == sorted(names)
+    for _pass in range(2):
+        got = list(wds.WebDataset(str(d) + "/", shardshuffle=False))
+        assert [s["__key__"] for s in got] == ["a0000", "b0000", "c0000"]  # sorted listing
+        assert sorted(os.listdir(d)) == sorted(names)
     import itertools
 
-    drawn = list(itertools.islice(iter(DirectoryShardList(str(d) + "/", mode="resample", poll=None)), 20))
-    assert len(drawn) == 20 and {os.path.basename(x["url"]) for x in drawn} <= {"a.tar", "b.tgz", "c.tar.tgz"}
+    ds = wds.WebDataset(str(d) + "/", resampled=True)
+    drawn = [s["__key__"] for s in itertools.islice(iter(ds), 20)]
+    assert len(drawn) == 20 and set(drawn) <= {"a0000", "b0000", "c0000"}
+    assert sorted(os.listdir(d)) == sorted(names)
 
 
 def test_multishard_yaml(tmp_path):
