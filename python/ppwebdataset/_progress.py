@@ -6,19 +6,20 @@ caller forces them on or off; ``PPWDS_PROGRESS=0`` / ``=1`` overrides the termin
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from types import TracebackType
 from typing import IO, Any
 
+from ._settings import env_flag
+
 
 def _wanted(enabled: bool | None, stream: IO[str]) -> bool:
     if enabled is not None:
         return enabled
-    env = os.environ.get("PPWDS_PROGRESS")
-    if env is not None:
-        return env.strip().lower() not in ("0", "false", "no", "off", "")
+    forced = env_flag("PPWDS_PROGRESS", default=None)
+    if forced is not None:
+        return bool(forced)
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._progress import Progress
+from ._settings import env_flag
 
 SHARD_SUFFIXES = (".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _GLOB_CHARS = set("*?[")
@@ -54,7 +55,11 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     ``--debug`` anywhere on the command line (or ``PPWDS_DEBUG=1``) lets the traceback through.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("PPWDS_DEBUG", "") not in ("", "0")
+    try:
+        debug = "--debug" in args or bool(env_flag("PPWDS_DEBUG"))
+    except ValueError as exc:  # a PPWDS_DEBUG that is not a boolean
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return main(args)
     except KeyboardInterrupt:
