@@ -23,5 +23,15 @@ cargo test -q
 echo "== ruff"
 ruff check python tests benches
 ruff format --check python tests benches
+echo "== mypy (both packages, then README-style user code under --strict)"
+mypy
+MYPYPATH=python mypy --config-file tests/typing/mypy-user.ini tests/typing/quickstart_user.py
+# pyright's PyPI wheel bundles the checker but runs on node; without node it would try to download one.
+if command -v node >/dev/null 2>&1; then
+  echo "== pyright (user code)"
+  pyright tests/typing/quickstart_user.py
+else
+  echo "warning: node is not installed; skipping pyright (mypy covered the same code)" >&2
+fi
 echo "== pytest"
 python -m pytest -q "$@"

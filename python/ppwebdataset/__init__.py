@@ -9,8 +9,9 @@ does not import Paddle until a pipeline class is needed.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from ._core import __version__  # noqa: F401
+from ._core import __version__
 
 _EXPORTS = {
     "autodecode": [
@@ -101,6 +102,128 @@ _SUBMODULES = [
     "writer",
 ]
 
+if TYPE_CHECKING:  # checkers see the real objects; at run time they load on first use (below)
+    from . import (  # noqa: F401 - submodules, loaded on first use at run time
+        autodecode,
+        cache,
+        cborsiterators,
+        compat,
+        errors,
+        extradatasets,
+        filters,
+        handlers,
+        mix,
+        paddle,
+        pipeline,
+        shardlists,
+        tariterators,
+        tenbin,
+        utils,
+        writer,
+    )
+    from .autodecode import (
+        Continue,
+        Decoder,
+        gzfilter,
+        handle_extension,
+        imagehandler,
+        paddle_audio,
+        paddle_autdio,
+        paddle_loads,
+        torch_audio,
+        torch_loads,
+        torch_video,
+    )
+    from .cache import (
+        LRUCleanup,
+        cached_tarfile_samples,
+        cached_tarfile_to_samples,
+        pipe_cleaner,
+    )
+    from .cborsiterators import (
+        cbors2_to_samples,
+        cbors_to_samples,
+    )
+    from .compat import (
+        FluidInterface,
+        FluidWrapper,
+        WebDataset,
+        WebLoader,
+    )
+    from .errors import (
+        DecodingError,
+    )
+    from .extradatasets import (
+        MockDataset,
+        with_epoch,
+        with_length,
+    )
+    from .filters import (
+        Cached,
+        LMDBCached,
+        associate,
+        batched,
+        decode,
+        detshuffle,
+        extract_keys,
+        getfirst,
+        info,
+        map,
+        map_dict,
+        map_tuple,
+        pipelinefilter,
+        rename,
+        rename_keys,
+        rsample,
+        select,
+        shuffle,
+        slice,
+        to_tuple,
+        transform_with,
+        unbatched,
+        xdecode,
+    )
+    from .handlers import (
+        ignore_and_continue,
+        ignore_and_stop,
+        reraise_exception,
+        warn_and_continue,
+        warn_and_stop,
+    )
+    from .mix import (
+        RandomMix,
+        RoundRobin,
+    )
+    from .pipeline import (
+        DataPipeline,
+    )
+    from .shardlists import (
+        MultiShardSample,
+        ResampledShards,
+        SimpleShardList,
+        non_empty,
+        resampled,
+        shardspec,
+        single_node_only,
+        split_by_node,
+        split_by_worker,
+    )
+    from .tariterators import (
+        tarfile_samples,
+        tarfile_to_samples,
+    )
+    from .utils import (
+        PipelineStage,
+        repeatedly,
+    )
+    from .writer import (
+        ShardWriter,
+        TarWriter,
+        numpy_dumps,
+        paddle_dumps,
+        torch_dumps,
+    )
+
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 # `gopen` at top level is the function (as upstream), not the module.
@@ -122,4 +245,84 @@ def __dir__():
     return sorted(set(globals()) | set(_WHERE) | set(_SUBMODULES))
 
 
-__all__ = sorted([*_WHERE, "gopen", "gopen_schemes", "tenbin", "__version__"])
+# Static, so that checkers and editors know the public names (a test keeps it equal to _EXPORTS).
+__all__ = [
+    "Cached",
+    "Continue",
+    "DataPipeline",
+    "Decoder",
+    "DecodingError",
+    "FluidInterface",
+    "FluidWrapper",
+    "LMDBCached",
+    "LRUCleanup",
+    "MockDataset",
+    "MultiShardSample",
+    "PipelineStage",
+    "RandomMix",
+    "ResampledShards",
+    "RoundRobin",
+    "ShardWriter",
+    "SimpleShardList",
+    "TarWriter",
+    "WebDataset",
+    "WebLoader",
+    "__version__",
+    "associate",
+    "batched",
+    "cached_tarfile_samples",
+    "cached_tarfile_to_samples",
+    "cbors2_to_samples",
+    "cbors_to_samples",
+    "decode",
+    "detshuffle",
+    "extract_keys",
+    "getfirst",
+    "gopen",
+    "gopen_schemes",
+    "gzfilter",
+    "handle_extension",
+    "ignore_and_continue",
+    "ignore_and_stop",
+    "imagehandler",
+    "info",
+    "map",
+    "map_dict",
+    "map_tuple",
+    "non_empty",
+    "numpy_dumps",
+    "paddle_audio",
+    "paddle_autdio",
+    "paddle_dumps",
+    "paddle_loads",
+    "pipe_cleaner",
+    "pipelinefilter",
+    "rename",
+    "rename_keys",
+    "repeatedly",
+    "reraise_exception",
+    "resampled",
+    "rsample",
+    "select",
+    "shardspec",
+    "shuffle",
+    "single_node_only",
+    "slice",
+    "split_by_node",
+    "split_by_worker",
+    "tarfile_samples",
+    "tarfile_to_samples",
+    "tenbin",
+    "to_tuple",
+    "torch_audio",
+    "torch_dumps",
+    "torch_loads",
+    "torch_video",
+    "transform_with",
+    "unbatched",
+    "warn_and_continue",
+    "warn_and_stop",
+    "with_epoch",
+    "with_length",
+    "xdecode",
+]

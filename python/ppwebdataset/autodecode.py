@@ -228,7 +228,7 @@ def _utf8(data):
     return data.decode("utf-8")
 
 
-_scan_json = json.JSONDecoder().scan_once
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
 
 
 def _json(data):

@@ -520,7 +520,7 @@ class FileCache:
         self,
         cache_dir: str | None = None,
         *,
-        url_to_name: Callable[[str], str] = url_to_cache_name,
+        url_to_name: Callable[[str], str] | None = url_to_cache_name,
         verbose: bool = False,
         validator: Callable[[str], bool] | None = check_tar_complete,
         handler: Callable[[Exception], bool] = reraise_exception,
@@ -540,7 +540,7 @@ class FileCache:
         self.max_attempts = max(1, int(max_attempts))
         self.retry_delay = retry_delay
         if cache_size is not None and cache_size > 0:
-            self.cleaner = LRUCleanup(
+            self.cleaner: LRUCleanup | None = LRUCleanup(
                 self.cache_dir,
                 cache_size,
                 verbose=verbose,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import warnings
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import urlparse
 
 from . import _settings, filters, shardlists
@@ -17,6 +20,9 @@ from .pipeline import DataPipeline
 from .tariterators import check_select_files, group_by_keys, read_shard, tar_file_expander  # noqa: F401
 from .utils import paddle_worker_info
 
+if TYPE_CHECKING:
+    from ._typing import CollationFn, Handler, Predicate, Urls
+
 
 def _default_url_to_name(url):
     from .cache import pipe_cleaner
@@ -25,24 +31,46 @@ def _default_url_to_name(url):
 
 
 class FluidInterface:
-    """Methods that append a stage and return the new pipeline (see ``filters`` for each stage)."""
+    """Methods that append a stage and return the new pipeline (see ``filters`` for each stage).
 
-    def batched(self, batchsize, collation_fn=filters.default_collation_fn, partial=True):
+    Each method returns a new pipeline of the same class (a shallow copy with one more stage);
+    the pipeline it was called on is left as it was.
+    """
+
+    if TYPE_CHECKING:
+
+        def compose(self, *args: Any) -> Self: ...
+
+    def batched(
+        self, batchsize: int, collation_fn: CollationFn | None = filters.default_collation_fn, partial: bool = True
+    ) -> Self:
+        """Group ``batchsize`` samples and combine them with ``collation_fn`` (tuples of arrays by
+        default); with ``partial=False`` a short last batch is dropped."""
         return self.compose(filters.batched(batchsize, collation_fn=collation_fn, partial=partial))
 
-    def unbatched(self):
+    def unbatched(self) -> Self:
+        """Split batches back into single samples."""
         return self.compose(filters.unbatched())
 
-    def listed(self, batchsize, partial=True):
+    def listed(self, batchsize: int, partial: bool = True) -> Self:
+        """Group ``batchsize`` samples into plain lists (no collation)."""
         return self.compose(filters.batched(batchsize=batchsize, collation_fn=None, partial=partial))
 
-    def unlisted(self):
+    def unlisted(self) -> Self:
+        """Split lists made by ``listed`` back into single samples."""
         return self.compose(filters.unlisted())
 
-    def log_keys(self, logfile=None):
+    def log_keys(self, logfile: str | IO[str] | None = None) -> Self:
+        """Write each sample's ``__key__`` to ``logfile`` (a path or an open text file)."""
         return self.compose(filters.log_keys(logfile))
 
-    def shuffle(self, size, **kw):
+    def shuffle(self, size: int, **kw: Any) -> Self:
+        """Shuffle samples through a buffer of ``size`` items (``size < 1``: no shuffle).
+
+        Keyword arguments go to ``filters.shuffle`` (``initial``, ``seed``, ``rng``, ``handler``).
+        """
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"shuffle() wants an int buffer size, got {size!r} ({type(size).__name__})")
         if size < 1:
             return self
         if getattr(self, "_exact", False):
@@ -51,50 +79,74 @@ class FluidInterface:
             return with_shuffle(self, size, **kw)
         return self.compose(filters.shuffle(size, **kw))
 
-    def map(self, f, handler=reraise_exception):
+    def map(self, f: Callable[[Any], Any], handler: Handler = reraise_exception) -> Self:
+        """Replace each sample by ``f(sample)``; ``handler`` decides what an exception does."""
         return self.compose(filters.map(f, handler=handler))
 
-    def decode(self, *args, pre=None, post=None, only=None, partial=False, handler=reraise_exception):
+    def decode(
+        self,
+        *args: str | Callable[..., Any],
+        pre: list[Callable[..., Any]] | None = None,
+        post: list[Callable[..., Any]] | None = None,
+        only: str | Iterable[str] | None = None,
+        partial: bool = False,
+        handler: Handler = reraise_exception,
+    ) -> Self:
+        """Decode sample fields by extension: strings name an image format (``"pil"``, ``"rgb8"``,
+        ``"paddle"``, ...), callables are handlers ``f(key, data)``; ``only`` limits the fields."""
         from .autodecode import Decoder, ImageHandler
 
         handlers = [ImageHandler(x) if isinstance(x, str) else x for x in args]
         decoder = Decoder(handlers, pre=pre, post=post, only=only, partial=partial)
         return self.map(decoder, handler=handler)
 
-    def map_dict(self, handler=reraise_exception, **kw):
+    def map_dict(self, handler: Handler = reraise_exception, **kw: Callable[[Any], Any]) -> Self:
+        """Apply ``kw[field]`` to each named field of dict samples."""
         return self.compose(filters.map_dict(handler=handler, **kw))
 
-    def select(self, predicate, **kw):
+    def select(self, predicate: Predicate, **kw: Any) -> Self:
+        """Keep the samples for which ``predicate(sample)`` is true."""
         return self.compose(filters.select(predicate, **kw))
 
-    def to_tuple(self, *args, handler=reraise_exception, **kw):
+    def to_tuple(self, *args: str, handler: Handler = reraise_exception, **kw: Any) -> Self:
+        """Turn dict samples into tuples of fields: ``to_tuple("jpg;png", "cls")`` (``;`` lists
+        alternatives; ``missing_is_error=False`` gives None for missing fields)."""
         return self.compose(filters.to_tuple(*args, handler=handler, **kw))
 
-    def map_tuple(self, *args, handler=reraise_exception):
+    def map_tuple(self, *args: Callable[[Any], Any] | None, handler: Handler = reraise_exception) -> Self:
+        """Apply the i-th function to the i-th element of tuple samples (None keeps it)."""
         return self.compose(filters.map_tuple(*args, handler=handler))
 
-    def slice(self, *args):
+    def slice(self, *args: int | None) -> Self:
+        """Keep ``itertools.islice(samples, *args)``."""
         return self.compose(filters.slice(*args))
 
-    def rename(self, **kw):
+    def rename(self, **kw: str) -> Self:
+        """Rename fields: ``rename(image="jpg;png")`` (the new name = the old ones, ``;`` alternatives)."""
         return self.compose(filters.rename(**kw))
 
-    def rsample(self, p=0.5):
+    def rsample(self, p: float = 0.5) -> Self:
+        """Keep each sample with probability ``p``."""
         return self.compose(filters.rsample(p))
 
-    def rename_keys(self, *args, **kw):
+    def rename_keys(self, *args: tuple[str, str], **kw: str) -> Self:
+        """Rename fields by glob patterns: ``rename_keys(("*.jpg", "image"))`` or ``image="*.jpg"``."""
         return self.compose(filters.rename_keys(*args, **kw))
 
-    def extract_keys(self, *args, **kw):
+    def extract_keys(self, *args: str, **kw: Any) -> Self:
+        """Turn samples into tuples of the fields matching each glob pattern."""
         return self.compose(filters.extract_keys(*args, **kw))
 
-    def xdecode(self, *args, **kw):
+    def xdecode(self, *args: Any, **kw: Any) -> Self:
+        """Decode fields with functions chosen by glob patterns on their names."""
         return self.compose(filters.xdecode(*args, **kw))
 
-    def mcached(self):
+    def mcached(self) -> Self:
+        """Cache samples in memory on the first pass and replay them on later passes."""
         return self.compose(filters.Cached())
 
-    def lmdb_cached(self, *args, **kw):
+    def lmdb_cached(self, *args: Any, **kw: Any) -> Self:
+        """Cache samples in an LMDB database on the first pass (needs ``lmdb``)."""
         return self.compose(filters.LMDBCached(*args, **kw))
 
 
@@ -157,28 +209,28 @@ class WebDataset(DataPipeline, FluidInterface):
 
     def __init__(
         self,
-        urls,
-        handler=reraise_exception,
-        mode=None,
-        resampled=False,
-        repeat=False,
-        shardshuffle=None,
-        cache_size=-1,
-        cache_dir=None,
-        url_to_name=_default_url_to_name,
-        detshuffle=False,
-        nodesplitter=shardlists.single_node_only,
-        workersplitter=shardlists.split_by_worker,
-        select_files=None,
-        rename_files=None,
-        verbose=False,
-        seed=None,
-        empty_check=True,
-        exact=False,
-        drop_last=False,
-        pad=True,
-        nsamples=None,
-    ):
+        urls: Urls,
+        handler: Handler = reraise_exception,
+        mode: str | None = None,
+        resampled: bool = False,
+        repeat: bool = False,
+        shardshuffle: int | bool | None = None,
+        cache_size: int = -1,
+        cache_dir: str | None = None,
+        url_to_name: Callable[[str], str] = _default_url_to_name,
+        detshuffle: bool = False,
+        nodesplitter: Callable[..., Any] | None = shardlists.single_node_only,
+        workersplitter: Callable[..., Any] | None = shardlists.split_by_worker,
+        select_files: Callable[[str], bool] | None = None,
+        rename_files: Callable[[str], str] | None = None,
+        verbose: bool = False,
+        seed: int | str | None = None,
+        empty_check: bool = True,
+        exact: bool = False,
+        drop_last: bool = False,
+        pad: bool = True,
+        nsamples: int | None = None,
+    ) -> None:
         super().__init__()
         if exact:  # planned epochs with a resumable state: see exact.py
             from .exact import setup_webdataset
@@ -246,6 +298,10 @@ class WebDataset(DataPipeline, FluidInterface):
         elif isinstance(urls, str) and urlparse(urls).path.endswith("/"):
             # Read-only: a training run never renames the user's files (1.0.2 used the work queue here).
             self.append(shardlists.DirectoryListing(urls, resampled=mode == "resampled"))
+        elif isinstance(urls, str) and os.path.isdir(urls):
+            raise IsADirectoryError(
+                errno.EISDIR, f"{urls} is a directory: add a trailing '/' ({urls}/) to read every shard in it", urls
+            )
         elif isinstance(urls, shardlists.IterableDataset):
             self.append(urls)
         elif isinstance(urls, str) or shardlists.is_iterable(urls):
@@ -256,21 +312,21 @@ class WebDataset(DataPipeline, FluidInterface):
         else:
             raise ValueError(f"cannot handle urls of type {type(urls)}")
 
-    def update_cache_info(self, args):
+    def update_cache_info(self, args: Any) -> None:
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
         args.cache_dir, args.cache_size = self._cache_settings(args.cache_dir, args.cache_size)
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *args):
+    def __exit__(self, *args: object) -> None:
         self.close()
 
 
 class FluidWrapper(DataPipeline, FluidInterface):
     """A pipeline starting from ``initial`` with the fluent methods."""
 
-    def __init__(self, initial):
+    def __init__(self, initial: Any) -> None:
         super().__init__()
         self.append(initial)
 
@@ -282,7 +338,7 @@ class WebLoader(DataPipeline, FluidInterface):
     ``state_dict()`` / ``set_state_dict()`` (alias ``load_state_dict``) and ``set_epoch()``.
     """
 
-    def __init__(self, *args, **kw):
+    def __init__(self, *args: Any, **kw: Any) -> None:
         from .exact import ExactLoader, exact_stage
 
         if args and exact_stage(args[0]) is not None:

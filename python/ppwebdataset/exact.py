@@ -96,7 +96,7 @@ def split_counts(total: int, parts: int) -> list[int]:
 def _segment_ranges(start: int, length: int, order: Sequence[int], counts: Sequence[int], cum: Sequence[int]):
     # Positions wrap modulo N: padding repeats the permutation from its start.
     total = cum[-1]
-    out = []
+    out: list[tuple[int, int, int]] = []
     pos, left = start, length
     while left > 0:
         x = pos % total

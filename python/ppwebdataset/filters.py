@@ -1087,7 +1087,7 @@ class Cached(PipelineStage):
         self.cached = temp
 
 
-_LMDB_ENVS = {}
+_LMDB_ENVS: dict[str, object] = {}
 
 
 class LMDBCached(PipelineStage):

@@ -563,8 +563,12 @@ def gopen_ais(url, mode="rb", bufsize=8192):
 
 
 def gopen_error(url, *args, **kw):
-    """Raise for an unknown scheme."""
-    raise ValueError(f"{url}: no gopen handler defined")
+    """Raise for an unknown scheme, naming the ones that are supported."""
+    known = sorted({"file", *(s for s in gopen_schemes if s != "__default__"), *_ais_schemes()})
+    raise ValueError(
+        f"{url}: no gopen handler for scheme {scheme_of(url)!r}; supported: {', '.join(known)} "
+        "(or a local path; add openers to ppwebdataset.gopen_schemes)"
+    )
 
 
 #: Scheme -> opener; add entries to support more schemes.
@@ -668,7 +672,7 @@ def gopen(url, mode="rb", bufsize=8192, **kw):
     return handler(url, mode, bufsize, **kw)
 
 
-gopen.ALLOW_PIPE = False
+gopen.ALLOW_PIPE = False  # type: ignore[attr-defined]
 
 
 def reader(url, **kw):

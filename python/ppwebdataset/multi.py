@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 the_protocol = pickle.HIGHEST_PROTOCOL
 
-all_pids = weakref.WeakSet()
+all_pids: weakref.WeakSet[object] = weakref.WeakSet()
 
 # How long the loader waits on the queue before checking that workers are alive.
 _POLL_SECONDS = 0.5

@@ -8,13 +8,18 @@ import random
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 from . import _settings
 from .filters import pipelinefilter
 from .paddle import IterableDataset
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
+
+if TYPE_CHECKING:
+    from ._typing import Urls
 
 
 class MissingVariableError(ValueError, AssertionError):
@@ -105,13 +110,13 @@ class SimpleShardList(IterableDataset):
             True shuffles with a time-based seed.
     """
 
-    def __init__(self, urls, seed=None):
+    def __init__(self, urls: str | Iterable[Any], seed: float | None = None) -> None:
         super().__init__()
         if isinstance(urls, str):
             urls = expand_urls(urls)
         else:
             urls = [_url_text(u) for u in urls]
-        self.urls = urls
+        self.urls: list[str] = list(urls)
         if self.urls and not isinstance(self.urls[0], str):
             raise TypeError(f"shard URLs must be strings, got {type(self.urls[0]).__name__}")
         if seed is True:
@@ -161,14 +166,14 @@ class ResampledShards(IterableDataset):
 
     def __init__(
         self,
-        urls,
-        nshards=sys.maxsize,
-        seed=0,
-        worker_seed=None,
-        deterministic=False,
-        max_urls=int(1e6),
-        empty_check=True,
-    ):
+        urls: Urls,
+        nshards: int = sys.maxsize,
+        seed: int | str = 0,
+        worker_seed: Any = None,
+        deterministic: bool = False,
+        max_urls: int = int(1e6),
+        empty_check: bool = True,
+    ) -> None:
         super().__init__()
         self.urls = [_url_text(u) for u in expand_source(urls, max_urls)]
         if empty_check and len(self.urls) == 0:
@@ -372,7 +377,7 @@ class MultiShardSample(IterableDataset):
     instance and is reseeded per worker, so forked workers do not repeat each other.
     """
 
-    def __init__(self, fname, seed=None):
+    def __init__(self, fname: str | dict[str, Any], seed: int | str | None = None) -> None:
         self.epoch = -1
         self.seed = seed
         self.rng = None
@@ -383,7 +388,12 @@ class MultiShardSample(IterableDataset):
         if isinstance(fname, dict):
             spec = fname
         else:
-            import yaml
+            try:
+                import yaml
+            except ImportError:
+                raise ModuleNotFoundError(
+                    f"{fname}: reading a YAML shard spec needs PyYAML: pip install pyyaml", name="yaml"
+                ) from None
 
             fname = _url_text(fname)
             if _settings.is_remote(fname):

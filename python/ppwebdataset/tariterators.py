@@ -14,7 +14,7 @@ import io
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import _settings
 from ._core import TarSampleReader, split_key
@@ -40,7 +40,7 @@ def base_plus_ext(path):
     return split_key(path)
 
 
-def valid_sample(sample: dict[str, Any]) -> bool:
+def valid_sample(sample: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """A non-empty dict without a truthy ``__bad__``."""
     return isinstance(sample, dict) and len(sample) > 0 and not sample.get("__bad__", False)
 
@@ -199,7 +199,7 @@ def group_by_keys(
     current sample, so samples never merge across shards. A repeated extension
     in one sample raises ValueError through ``handler``.
     """
-    current = None
+    current: dict[str, Any] | None = None
     for filesample in data:
         try:
             if not isinstance(filesample, dict):

@@ -17,7 +17,7 @@ import numpy as np
 
 # Brace expansion is the ``braceexpand`` package's (the one both references use), so that
 # ``shard-{0..10}.tar`` names exactly the files bash and webdataset name.
-from braceexpand import UnbalancedBracesError, braceexpand  # noqa: F401
+from braceexpand import UnbalancedBracesError, braceexpand  # type: ignore[attr-defined]  # noqa: F401 - not in its stub
 
 from . import _settings
 

@@ -28,7 +28,7 @@ import stat
 import tarfile
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any, Self
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def numpy_npz_dumps(data: dict[str, np.ndarray]):
         if v.dtype.hasobject:
             raise ValueError(f"npz value {k!r} is an object array, which cannot be read without pickle")
     stream = io.BytesIO()
-    np.savez_compressed(stream, **data)
+    np.savez_compressed(stream, **data)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return stream.getvalue()
 
 
@@ -397,7 +397,7 @@ class TarWriter:
 
     def __init__(
         self,
-        fileobj,
+        fileobj: str | os.PathLike[str] | IO[bytes],
         user: str = "bigdata",
         group: str = "bigdata",
         mode: int = 0o0444,
@@ -407,7 +407,7 @@ class TarWriter:
         mtime: float | None = None,
         format: Any = None,
         fsync: bool = False,
-    ):
+    ) -> None:
         self._closed = True
         self.fsync = fsync
         self._tmp = self._final = None
@@ -492,13 +492,13 @@ class TarWriter:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, exc_val, exc_tb):
+    def __exit__(self, exc_type: object, exc_val: object, exc_tb: object) -> None:
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         """Finish the archive (end marker, compressor) and close a stream opened from a path."""
         if self._closed:
             return
@@ -544,7 +544,7 @@ class TarWriter:
             except Exception:
                 pass
 
-    def write(self, obj):
+    def write(self, obj: dict[str, Any]) -> int:
         """Encode and write one sample; returns the number of payload bytes written.
 
         Either the whole sample is written or, if a value cannot be encoded, none of it.
@@ -585,8 +585,8 @@ class ShardWriter:
         verbose: int = 1,
         opener: Callable | None = None,
         fsync: bool = False,
-        **kw,
-    ):
+        **kw: Any,
+    ) -> None:
         if fsync:
             kw = {**kw, "fsync": True}
         if maxcount < 1:
@@ -597,7 +597,7 @@ class ShardWriter:
         self.maxsize = maxsize
         self.post = post
         self.opener = opener
-        self.tarstream = None
+        self.tarstream: TarWriter | None = None
         self.shard = start_shard
         self.pattern = pattern
         self.total = 0
@@ -641,18 +641,19 @@ class ShardWriter:
         self.count = 0
         self.size = 0
 
-    def write(self, obj):
+    def write(self, obj: dict[str, Any]) -> None:
         """Write one sample, starting a new shard first if the current one is full."""
         if self.tarstream is None or self.count >= self.maxcount or self.size >= self.maxsize:
             if self._closed:
                 raise ValueError("write to a closed ShardWriter")
             self.next_stream()
+        assert self.tarstream is not None  # next_stream always opens one
         size = self.tarstream.write(obj)
         self.count += 1
         self.total += 1
         self.size += size
 
-    def finish(self):
+    def finish(self) -> None:
         """Close the current shard (and the opener's stream) and run ``post``."""
         if self.tarstream is None:
             return
@@ -666,15 +667,15 @@ class ShardWriter:
         if callable(self.post):
             self.post(self.fname)
 
-    def close(self):
+    def close(self) -> None:
         """Close the current shard; later writes raise ValueError."""
         self._closed = True
         self.finish()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *args, **kw):
+    def __exit__(self, *args: object, **kw: object) -> None:
         self.close()
 
 

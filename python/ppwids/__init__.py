@@ -13,8 +13,25 @@ stays cheap and does not import Paddle; when Paddle is installed they subclass
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ppwebdataset._core import __version__
+
+if TYPE_CHECKING:  # checkers see the real classes; at run time they load on first use (below)
+    from . import (  # noqa: F401 - submodules, loaded on first use at run time
+        wids,
+        wids_bench,
+        wids_cleanup,
+        wids_decode,
+        wids_dir,
+        wids_dl,
+        wids_index,
+        wids_lru,
+        wids_mmtar,
+        wids_specs,
+        wids_tar,
+    )
+    from .wids import ChunkedSampler, DistributedChunkedSampler, ShardedSampler, ShardListDataset
 
 _CLASSES = ("ChunkedSampler", "DistributedChunkedSampler", "ShardedSampler", "ShardListDataset")
 _SUBMODULES = (
@@ -31,7 +48,8 @@ _SUBMODULES = (
     "wids_tar",
 )
 
-__all__ = [*_CLASSES, "__version__"]
+# Static, so that checkers see the public names (a test keeps it equal to _CLASSES).
+__all__ = ["ChunkedSampler", "DistributedChunkedSampler", "ShardedSampler", "ShardListDataset", "__version__"]
 
 
 def __getattr__(name):

@@ -21,6 +21,8 @@ import re
 import sys
 import warnings
 from bisect import bisect_right
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any, Self
 from urllib.parse import urlparse
 
 import numpy as np
@@ -377,21 +379,21 @@ class ShardListDataset(Dataset):
 
     def __init__(
         self,
-        shards,
+        shards: str | os.PathLike[str] | IO[str] | Sequence[dict[str, Any]],
         *,
-        cache_size=int(1e12),
-        cache_dir=None,
-        lru_size=10,
-        dataset_name=None,
-        localname=None,
-        transformations="PIL",
-        keep=False,
-        base=None,
-        options=None,
-        index_dir="auto",
-        as_streams=False,
-        verbose=None,
-    ):
+        cache_size: int = int(1e12),
+        cache_dir: str | os.PathLike[str] | None = None,
+        lru_size: int = 10,
+        dataset_name: str | None = None,
+        localname: Callable[[str], str] | None = None,
+        transformations: str | Callable[..., Any] | Sequence[str | Callable[..., Any]] | None = "PIL",
+        keep: bool = False,
+        base: str | None = None,
+        options: dict[str, Any] | None = None,
+        index_dir: str | None = "auto",
+        as_streams: bool = False,
+        verbose: bool | None = None,
+    ) -> None:
         super().__init__()
         if options is None:
             options = {}
@@ -419,7 +421,7 @@ class ShardListDataset(Dataset):
         self._starts = [end - n for end, n in zip(self._ends, self.lengths, strict=True)]
 
         if cache_dir is not None:
-            self.cache_dir = os.fspath(cache_dir)
+            self.cache_dir: str | None = os.fspath(cache_dir)
             self.localname = cache_localname(self.cache_dir)
         elif localname is not None:
             self.cache_dir = None
@@ -481,15 +483,15 @@ class ShardListDataset(Dataset):
         self.__dict__.update(state)
         self.cache = self._make_cache()
 
-    def add_transform(self, transform):
+    def add_transform(self, transform: str | Callable[..., Any] | Sequence[str | Callable[..., Any]]) -> Self:
         """Appends a transformation; returns the dataset."""
         self.transformations.extend(interpret_transformations(transform))
         return self
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.total_length
 
-    def get_stats(self):
+    def get_stats(self) -> tuple[int, int]:
         """``(accesses, misses)`` of the open-shard cache."""
         return self.cache.accesses, self.cache.misses
 
@@ -519,7 +521,8 @@ class ShardListDataset(Dataset):
         desc = self.shards[k]
         return self.cache.get_shard(desc["url"], desc), i - self._starts[k], desc
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Any:
+        """Sample ``index`` as a dict (after the transformations); negative indices count from the end."""
         if not isinstance(index, int):
             if isinstance(index, slice):
                 return [self[i] for i in range(*index.indices(self.total_length))]
@@ -557,7 +560,7 @@ class ShardListDataset(Dataset):
             sample = transform(sample)
         return sample
 
-    def close(self):
+    def close(self) -> None:
         """Closes every open shard (they reopen on the next access)."""
         self.cache.clear()
 
@@ -622,7 +625,9 @@ class ShardListSampler(Sampler):
     after each complete pass, or is set with :meth:`set_epoch`.
     """
 
-    def __init__(self, dataset, *, lengths=None, seed=0, shufflefirst=False):
+    def __init__(
+        self, dataset: Any, *, lengths: Sequence[int] | None = None, seed: int = 0, shufflefirst: bool = False
+    ) -> None:
         super().__init__(None)
         if lengths is None:
             lengths = list(dataset.lengths)
@@ -631,13 +636,14 @@ class ShardListSampler(Sampler):
         self.shufflefirst = shufflefirst
         self.epoch = 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next pass uses."""
         self.epoch = epoch
 
-    def __len__(self):
+    def __len__(self) -> int:
         return sum(hi - lo for lo, hi in self.ranges)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         rng = random.Random(self.seed + _EPOCH_STRIDE * self.epoch)
         shardshuffle = self.shufflefirst or self.epoch > 0
         yield from iterate_ranges(self.ranges, rng, shardshuffle=shardshuffle)
@@ -655,7 +661,16 @@ class ChunkedSampler(Sampler):
     Seeding and epochs work as in :class:`ShardListSampler`.
     """
 
-    def __init__(self, dataset, *, num_samples=None, chunksize=2000, seed=0, shuffle=True, shufflefirst=False):
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        num_samples: int | tuple[int, int] | None = None,
+        chunksize: int = 2000,
+        seed: int = 0,
+        shuffle: bool = True,
+        shufflefirst: bool = False,
+    ) -> None:
         super().__init__(None)
         if isinstance(num_samples, int):
             lo, hi = 0, num_samples
@@ -673,15 +688,16 @@ class ChunkedSampler(Sampler):
         self.shufflefirst = shufflefirst
         self.epoch = 0
         # Indices at or past this wrap around (padding in DistributedChunkedSampler).
-        self.modulus = None
+        self.modulus: int | None = None
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order the next pass uses."""
         self.epoch = epoch
 
-    def __len__(self):
+    def __len__(self) -> int:
         return max(0, self.hi - self.lo)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         rng = random.Random(self.seed + _EPOCH_STRIDE * self.epoch)
         shardshuffle = self.shufflefirst or self.epoch > 0
         indices = iterate_ranges(
@@ -712,17 +728,17 @@ class DistributedChunkedSampler(ChunkedSampler):
 
     def __init__(
         self,
-        dataset,
+        dataset: Any,
         *,
-        num_replicas=None,
-        num_samples=None,
-        rank=None,
-        shuffle=True,
-        shufflefirst=False,
-        seed=0,
-        drop_last=None,
-        chunksize=1000000,
-    ):
+        num_replicas: int | None = None,
+        num_samples: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        shufflefirst: bool = False,
+        seed: int = 0,
+        drop_last: bool | None = None,
+        chunksize: int = 1000000,
+    ) -> None:
         if rank is None or num_replicas is None:
             env_rank, env_world = paddle_rank_info()
             if num_replicas is None:

@@ -10,7 +10,7 @@ import time
 try:
     import fcntl
 except ImportError:  # not POSIX
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 def keep_most_recent_files(pattern, maxsize=int(1e12), maxfiles=1000, debug=False):

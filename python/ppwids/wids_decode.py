@@ -142,14 +142,17 @@ def decode_basic(sample: dict[str, Any], format=True):
 
 
 def _images(sample, convert):
-    import PIL.Image
-
     check_keys(sample)
     for key, value in list(sample.items()):
         if key.startswith("__"):
             continue
         ext = key.lower().rsplit(".", 1)[-1]
-        if ext in IMAGE_EXTENSIONS and not isinstance(value, PIL.Image.Image):
+        if ext not in IMAGE_EXTENSIONS:
+            continue
+        # Imported only for image fields: samples without images need no Pillow.
+        import PIL.Image
+
+        if not isinstance(value, PIL.Image.Image):
             image = PIL.Image.open(_stream(value))
             sample[key] = convert(image)
     return sample

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from urllib.parse import urlparse, urlunparse
 
+from ppwebdataset._progress import Progress
+from ppwebdataset.cli import add_common, run_main
 from ppwebdataset.gopen import local_path
 from ppwebdataset.utils import braceexpand
 
@@ -125,10 +127,12 @@ def main_create(args):
         name = shorten_name(os.path.splitext(fnames[0])[0])
         print("setting name to", name, file=sys.stderr)
     shards = []
-    with tempfile.TemporaryDirectory(prefix="widsindex-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="widsindex-") as tmpdir, Progress(len(fnames), "create") as bar:
         for fname in fnames:
-            print(fname, file=sys.stderr)
+            if not bar.enabled:
+                print(fname, file=sys.stderr)
             shards.append(describe_shard(fname, tmpdir))
+            bar.update()
     shards.sort(key=lambda x: x["url"])
     result = dict(__kind__="wids-shard-index-v1", wids_version=1, shardlist=shards)
     if name != "":
@@ -246,18 +250,26 @@ def main_sample(args):
     return 0
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="widsindex", description="Create and inspect wids dataset descriptors.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("create", help="create a descriptor for a list of shards")
+def add_create_arguments(p):
+    """The arguments of ``widsindex create`` (also used by ``ppwebdataset index``)."""
     p.add_argument("files", nargs="+", help="shard paths or URLs (brace patterns allowed; '-' reads stdin)")
     p.add_argument("--output", "-o", help="output file (default shardindex.json)")
     p.add_argument("--name", "-n", default=None, help="dataset name")
     p.add_argument("--info", "-i", default=None, help="file whose text becomes the dataset description")
     p.add_argument("--base", "-b", default=None, help="base URL for the shards")
 
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="widsindex", description="Create and inspect wids dataset descriptors.")
+    add_common(parser, "widsindex")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("create", help="create a descriptor for a list of shards")
+    add_common(p, "widsindex create")
+    add_create_arguments(p)
+
     p = sub.add_parser("update", help="update an existing descriptor")
+    add_common(p, "widsindex update")
     p.add_argument("filename")
     p.add_argument("-n", "--name", default="", help="set the dataset name")
     p.add_argument("-k", "--keep", action="store_true", help="set the keep flag")
@@ -269,10 +281,12 @@ def build_parser():
     p.add_argument("-B", "--rebase", action="store_true", help="move the common directory of the URLs into base")
 
     p = sub.add_parser("info", help="show a summary of descriptors")
+    add_common(p, "widsindex info")
     p.add_argument("filenames", nargs="*")
     p.add_argument("-t", "--table", action="store_true", help="one tab-separated line per descriptor")
 
     p = sub.add_parser("sample", help="show one sample")
+    add_common(p, "widsindex sample")
     p.add_argument("filename")
     p.add_argument("index", type=int, nargs="?", default=0)
     p.add_argument("-p", "--python", action="store_true", help="print the sample's repr")
@@ -283,10 +297,14 @@ def build_parser():
 
 
 def main(argv=None):
-    """Entry point of the ``widsindex`` command."""
-    args = build_parser().parse_args(argv)
-    handler = {"create": main_create, "update": main_update, "info": main_info, "sample": main_sample}
-    return handler[args.command](args)
+    """Entry point of the ``widsindex`` command: errors are one line (``--debug`` for the traceback)."""
+
+    def inner(argv):
+        args = build_parser().parse_args(argv)
+        handler = {"create": main_create, "update": main_update, "info": main_info, "sample": main_sample}
+        return handler[args.command](args)
+
+    return run_main(inner, argv, "widsindex")
 
 
 if __name__ == "__main__":

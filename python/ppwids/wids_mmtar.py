@@ -16,7 +16,7 @@ from ppwebdataset._core import ShardIndex
 try:
     import fcntl
 except ImportError:  # not POSIX
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 class MMIndexedTar:

@@ -2,6 +2,7 @@
 
 mod errors;
 mod index;
+mod lint;
 mod reader;
 mod scan;
 mod shuffle;
@@ -37,5 +38,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(lint::lint_shard, m)?)?;
     Ok(())
 }
