@@ -24,7 +24,7 @@ import time
 try:
     import fcntl
 except ImportError:  # not POSIX: no cross-process lock; the atomic rename still keeps entries whole
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 TMP_PREFIX = ".ppwds-tmp-"
 
@@ -150,7 +150,7 @@ def clean_stale_temps(folder, *, again=False) -> list:
         if key in _cleaned and not again:
             return []
         _cleaned.add(key)
-    removed = []
+    removed: list[str] = []
     now = time.time()
     try:
         entries = list(os.scandir(key))

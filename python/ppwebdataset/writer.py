@@ -410,7 +410,8 @@ class TarWriter:
     ) -> None:
         self._closed = True
         self.fsync = fsync
-        self._tmp = self._final = None
+        self._tmp: str | None = None
+        self._final: str | None = None
         if isinstance(fileobj, os.PathLike):
             fileobj = os.fspath(fileobj)
         if mtime is not None:
@@ -526,7 +527,7 @@ class TarWriter:
                 finally:
                     if not done:
                         self._discard()  # a cut archive never gets the final name
-        if self._tmp is not None:
+        if self._tmp is not None and self._final is not None:
             tmp, self._tmp = self._tmp, None
             try:
                 os.replace(tmp, self._final)

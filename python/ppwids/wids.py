@@ -460,7 +460,7 @@ class ShardListDataset(Dataset):
         self.index_dir = index_dir
         self.as_streams = as_streams
         self._miss_warned = False
-        self._hot = None
+        self._hot: tuple | None = None
         self.cache = self._make_cache()
 
     def _make_cache(self):
