@@ -50,7 +50,10 @@ class FluidInterface:
     def map(self, f, handler=reraise_exception):
         return self.compose(filters.map(f, handler=handler))
 
-    def decode(self, *args, pre=None, post=None, only=None, partial=False, handler=reraise_exception):
+    def decode(self, *args, pre=None, post=None, only=None, partial=False, handler=reraise_exception, **kw):
+        if kw:  # native=, resize=, crop=, ...: see filters.decode and _native_image
+            kw.update(pre=pre, post=post, only=only, partial=partial, handler=handler)
+            return self.compose(filters.decode(*args, **kw))
         from .autodecode import Decoder, ImageHandler
 
         handlers = [ImageHandler(x) if isinstance(x, str) else x for x in args]

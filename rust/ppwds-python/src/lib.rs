@@ -1,6 +1,7 @@
 //! The `ppwebdataset._core` native module: a thin layer over `ppwds-core`.
 
 mod errors;
+mod image;
 mod index;
 mod reader;
 mod shuffle;
@@ -35,5 +36,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyShardIndex>()?;
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
+    m.add_function(wrap_pyfunction!(image::decode_images, m)?)?;
     Ok(())
 }
