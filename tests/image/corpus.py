@@ -41,10 +41,12 @@ def raw_png(arr, color_type, depth):
     rows = arr.astype(dtype).reshape(h, -1).view(np.uint8).reshape(h, -1)
     raw = b"".join(b"\0" + r.tobytes() for r in rows)
     ihdr = struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+    chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
-SIZES = [(1, 1), (9, 17), (17, 9), (64, 48), (120, 160), (375, 480)]
+# Odd and even sizes, whole and partial MCUs (20x30: the last chroma sample is MCU padding).
+SIZES = [(1, 1), (9, 17), (17, 9), (20, 30), (64, 48), (120, 160), (375, 480), (250, 334)]
 
 
 def jpegs():
@@ -60,6 +62,7 @@ def jpegs():
         out.append((f"jpg_{h}x{w}_gray", _save(rgb.convert("L"), "JPEG", quality=90)))
         out.append((f"jpg_{h}x{w}_gray_prog", _save(rgb.convert("L"), "JPEG", quality=90, progressive=True)))
         out.append((f"jpg_{h}x{w}_cmyk", _save(rgb.convert("CMYK"), "JPEG", quality=90)))
+        out.append((f"jpg_{h}x{w}_cmyk420", _save(rgb.convert("CMYK"), "JPEG", quality=90, subsampling=2)))
         out.append((f"jpg_{h}x{w}_optimize", _save(rgb, "JPEG", quality=85, optimize=True)))
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate; PIL's decode ignores it
@@ -86,7 +89,7 @@ def pngs():
         out.append((f"png_{h}x{w}_pal", _save(rgb.quantize(37), "PNG")))
         pal_t = rgb.quantize(16)
         out.append((f"png_{h}x{w}_pal_trns", _save(pal_t, "PNG", transparency=3)))
-        out.append((f"png_{h}x{w}_rgb_interlaced", _save(rgb, "PNG", interlace=1) if False else raw_png(arr, 2, 8)))
+        out.append((f"png_{h}x{w}_rgb_unfiltered", raw_png(arr, 2, 8)))
         out.append((f"png_{h}x{w}_l_trns", _save(rgb.convert("L"), "PNG", transparency=100)))
         out.append((f"png_{h}x{w}_1bit", _save(rgb.convert("1"), "PNG")))
         g16 = (arr[..., 0].astype(np.uint32) * 3).astype(np.uint16)  # spans 0..765: PIL clips at 255
@@ -101,3 +104,39 @@ def pngs():
 
 def corpus():
     return jpegs() + pngs()
+
+
+def pil_decode(data, mode):
+    """What the PIL path gives: ``Image.open(...).convert(mode)`` as an array."""
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im.convert(mode))
+
+
+def native_decode(data, mode, **kw):
+    from ppwebdataset import _core
+
+    (r,) = _core.decode_images([data], mode, **kw)
+    if isinstance(r, str):
+        raise ValueError(r)
+    h, w, c, buf = r
+    return np.frombuffer(buf, np.uint8).reshape((h, w) if mode == "L" else (h, w, c))
+
+
+def jpeg_fidelity(modes=("L", "RGB", "RGBA")):
+    """Native vs PIL over the JPEG corpus: (share of values off by > 2, max |d|, worst image mean |d|)."""
+    over = total = 0
+    worst_max = worst_mean = 0.0
+    for _, data in jpegs():
+        for mode in modes:
+            d = np.abs(native_decode(data, mode).astype(int) - pil_decode(data, mode).astype(int))
+            over += int((d > 2).sum())
+            total += d.size
+            worst_max = max(worst_max, int(d.max()))
+            worst_mean = max(worst_mean, float(d.mean()))
+    return over / total, worst_max, worst_mean
+
+
+if __name__ == "__main__":
+    share, mx, mean = jpeg_fidelity()
+    print(f"JPEG vs PIL: {share:.4%} of values off by > 2, max {mx}, worst image mean {mean:.3f}")
