@@ -138,19 +138,12 @@ pub fn resize_window(
     let mut tmp = vec![0u8; (row1 - row0) * cw * c];
     if w != img.width {
         let hz = coeffs(img.width, w, filter, left..left + cw);
-        for (y, out_row) in (row0..row1).zip(tmp.chunks_exact_mut(cw * c)) {
-            let in_row = &src[y * stride..(y + 1) * stride];
-            for (xx, out_px) in out_row.chunks_exact_mut(c).enumerate() {
-                let x0 = hz.first[xx];
-                let k = &hz.weights[xx];
-                for (ch_i, o) in out_px.iter_mut().enumerate() {
-                    let mut ss = 1i32 << (PRECISION_BITS - 1);
-                    for (j, &kw) in k.iter().enumerate() {
-                        ss += i32::from(in_row[(x0 + j) * c + ch_i]) * kw;
-                    }
-                    *o = clip8(ss);
-                }
-            }
+        let rows = src[row0 * stride..row1 * stride].chunks_exact(stride);
+        match c {
+            1 => horizontal::<1>(rows, &mut tmp, &hz),
+            2 => horizontal::<2>(rows, &mut tmp, &hz),
+            3 => horizontal::<3>(rows, &mut tmp, &hz),
+            _ => horizontal::<4>(rows, &mut tmp, &hz),
         }
     } else {
         for (y, out_row) in (row0..row1).zip(tmp.chunks_exact_mut(cw * c)) {
@@ -187,6 +180,29 @@ pub fn resize_window(
         height: ch,
         channels: c,
         data,
+    }
+}
+
+// One pass along rows; `C` channels known at compile time so the tap loop is tight.
+fn horizontal<'a, const C: usize>(
+    rows: impl Iterator<Item = &'a [u8]>,
+    out: &mut [u8],
+    hz: &Coeffs,
+) {
+    let out_len = hz.first.len() * C;
+    for (in_row, out_row) in rows.zip(out.chunks_exact_mut(out_len)) {
+        for ((out_px, &x0), k) in out_row.chunks_exact_mut(C).zip(&hz.first).zip(&hz.weights) {
+            let mut ss = [1i32 << (PRECISION_BITS - 1); C];
+            let taps = &in_row[x0 * C..(x0 + k.len()) * C];
+            for (px, &kw) in taps.chunks_exact(C).zip(k) {
+                for ch in 0..C {
+                    ss[ch] += i32::from(px[ch]) * kw;
+                }
+            }
+            for ch in 0..C {
+                out_px[ch] = clip8(ss[ch]);
+            }
+        }
     }
 }
 
