@@ -27,10 +27,16 @@ from .errors import DecodingError
 from .handlers import reraise_exception
 from .utils import PipelineStage, make_seed, paddle_worker_info
 
-#: Field extensions decoded natively (the format itself is sniffed from the bytes, as PIL does).
+#: Field extensions decoded natively when the bytes are a JPEG or PNG (anything else goes to PIL).
 NATIVE_EXTENSIONS = frozenset({"jpg", "jpeg", "png"})
 
 _FILTERS = ("bicubic", "bilinear")
+_JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+
+
+def _native_format(v):
+    # Content decides, as with PIL: a .jpg holding a GIF or WebP still goes to PIL.
+    return v[:3] == _JPEG or v[:8] == _PNG
 
 
 def default_threads():
@@ -145,6 +151,7 @@ class NativeDecode(PipelineStage):
             and k[:2] != "__"
             and (only is None or k in only)
             and k.rpartition(".")[2].lower() in NATIVE_EXTENSIONS
+            and _native_format(v)
         ]
 
     def _submit(self, pool, batch, threads, rng):

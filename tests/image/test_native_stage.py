@@ -196,6 +196,13 @@ def test_bad_arguments_are_refused(shards):
         wds.WebDataset(shards).decode("rgb8", native=True, crop=(0, 3))
 
 
+def test_other_formats_under_a_native_extension_go_to_pil(tmp_path):
+    arr = photo(12, 10, 4)
+    url = _write(tmp_path / "x.tar", [("a", {"jpg": _encode(arr, "BMP"), "png": _encode(arr, "GIF")})])
+    native, pil = _run([url], "rgb8", native=True), _run([url], "rgb8")
+    assert np.array_equal(native[0]["jpg"], arr) and np.array_equal(native[0]["png"], pil[0]["png"])
+
+
 def test_crop_larger_than_image_is_a_decoding_error(shards):
     with pytest.raises(DecodingError) as info:
         _run(shards[:1], "rgb8", native=True, crop=500)
