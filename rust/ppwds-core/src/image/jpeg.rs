@@ -124,23 +124,24 @@ pub fn decode(data: &[u8], mode: Mode) -> ImageResult<Image> {
 }
 
 fn decode_zune(data: &[u8]) -> ImageResult<(Vec<u8>, usize, usize, usize)> {
-    let mut probe = JpegDecoder::new_with_options(ZCursor::new(data), options());
-    probe
-        .decode_headers()
-        .map_err(|e| err(format!("cannot decode JPEG: {e:?}")))?;
-    let input = probe.input_colorspace().unwrap_or(ColorSpace::YCbCr);
+    let fail = |e: zune_jpeg::errors::DecodeErrors| err(format!("cannot decode JPEG: {e:?}"));
+    // The default output is RGB: colour JPEGs decode with this one decoder.
+    let mut dec = JpegDecoder::new_with_options(ZCursor::new(data), options());
+    dec.decode_headers().map_err(fail)?;
+    let input = dec.input_colorspace().unwrap_or(ColorSpace::YCbCr);
     let (out_cs, channels) = match input {
         ColorSpace::Luma => (ColorSpace::Luma, 1),
         ColorSpace::CMYK => (ColorSpace::CMYK, 4),
         _ => (ColorSpace::RGB, 3),
     };
-    let mut dec = JpegDecoder::new_with_options(
-        ZCursor::new(data),
-        options().jpeg_set_out_colorspace(out_cs),
-    );
-    let pixels = dec
-        .decode()
-        .map_err(|e| err(format!("cannot decode JPEG: {e:?}")))?;
+    if out_cs != ColorSpace::RGB {
+        // The colour converter is chosen with the headers: start again for gray and CMYK.
+        dec = JpegDecoder::new_with_options(
+            ZCursor::new(data),
+            options().jpeg_set_out_colorspace(out_cs),
+        );
+    }
+    let pixels = dec.decode().map_err(fail)?;
     let (width, height) = dec
         .dimensions()
         .ok_or_else(|| err("cannot decode JPEG: no frame header"))?;
