@@ -10,7 +10,8 @@ PIL path for the numpy and Paddle specs (``l8 rgb8 rgba8 l rgb rgba paddle*``).
 with Pillow's antialiased ``BICUBIC`` (or ``filter="bilinear"``); ``crop=C`` (an int or
 ``(h, w)``) then cuts a centred window (odd leftovers go to the bottom/right), or a random one
 with ``random_crop=True``, seeded like ``shuffle``: ``seed=None`` draws fresh entropy each
-pass, an int seed gives ``make_seed(seed, pass, rank, worker)``.
+pass, an int seed gives ``make_seed(seed, pass, rank, worker)``. ``threads`` defaults to
+:func:`default_threads`; ``window`` (samples per Rust call) to ``max(16, 8 * threads)``.
 """
 
 from __future__ import annotations
@@ -162,8 +163,7 @@ class NativeDecode(PipelineStage):
             items.extend(sample[k] for k in keys)
         seeds = [(rng.getrandbits(64), rng.getrandbits(64)) for _ in items] if rng is not None else None
         args = (items, self.mode, self.resize, self.crop, seeds, self.filter, threads)
-        future = pool.submit(_core.decode_images, *args) if pool is not None else None
-        return batch, fields, (future if future is not None else _core.decode_images(*args))
+        return batch, fields, pool.submit(_core.decode_images, *args)
 
     def _array(self, result):
         h, w, c, buf = result
@@ -188,15 +188,16 @@ class NativeDecode(PipelineStage):
         try:
             decoded = self.decoder(rest)
         except DecodingError as exn:
+            exn.sample = sample
             order = list(sample)
             if first_bad is None or order.index(exn.k) < order.index(first_bad):
                 raise
         if first_bad is not None:
+            # The same error as the PIL path's (Decoder.decode) for the first failing field.
             key = sample.get("__key__")
             key = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-            url = sample.get("__url__")
-            url = url.decode("utf-8", "replace") if isinstance(url, bytes) else url
-            raise DecodingError(url=url, key=key, k=first_bad, sample=sample) from ValueError(native[first_bad])
+            exn = DecodingError(url=sample.get("__url__"), key=key, k=first_bad, sample=sample)
+            raise exn from ValueError(native[first_bad])
         return {k: (self._array(native[k]) if k in native else decoded[k]) for k in sample}
 
     def run(self, src):

@@ -139,6 +139,19 @@ def test_corrupt_image_raises_decoding_error_like_pil(bad_shard):
     assert "JPEG" in str(errors[True].__cause__)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("keep", [-2, 0.5])
+def test_truncated_jpeg_is_an_error_in_both_paths(tmp_path, progressive, keep):
+    data = _encode(photo(40, 56, 2), "JPEG", quality=90, progressive=progressive)
+    cut = data[: len(data) + keep] if keep < 0 else data[: int(len(data) * keep)]
+    url = _write(tmp_path / "t.tar", [("a", {"jpg": cut, "cls": b"1"})])
+    for native in (False, True):
+        with pytest.raises(DecodingError) as info:
+            _run([url], "rgb8", native=native)
+        assert (info.value.key, info.value.k) == ("a", "jpg")
+    assert "truncated" in str(info.value.__cause__)
+
+
 def test_corrupt_image_goes_through_the_handler(bad_shard):
     seen = []
 

@@ -24,6 +24,8 @@ struct Headers {
     adobe: bool,
     /// (width, height, max horizontal and vertical sampling factors) from the frame header.
     frame: Option<(usize, usize, u8, u8)>,
+    /// Offset of the first start-of-scan marker.
+    sos: Option<usize>,
 }
 
 fn headers(data: &[u8]) -> Headers {
@@ -31,8 +33,12 @@ fn headers(data: &[u8]) -> Headers {
     let mut i = 2;
     while i + 4 <= data.len() && data[i] == 0xFF {
         let marker = data[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
+        if marker == 0xDA {
+            h.sos = Some(i);
             break; // start of scan: no more headers
+        }
+        if marker == 0xD9 {
+            break;
         }
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
         let body = data
@@ -87,8 +93,27 @@ fn decode_exact(data: &[u8]) -> ImageResult<(Vec<u8>, usize, usize, usize)> {
     }
 }
 
+/// True when an end-of-image marker follows the first scan. Pillow refuses JPEGs cut short
+/// ("image file is truncated") while the Rust decoders fill in the missing part: refuse them too.
+fn complete(data: &[u8], sos: usize) -> bool {
+    data[sos..].windows(2).rev().any(|w| w == [0xFF, 0xD9])
+}
+
 pub fn decode(data: &[u8], mode: Mode) -> ImageResult<Image> {
     let h = headers(data);
+    match h.sos {
+        Some(sos) if complete(data, sos) => {}
+        Some(_) => {
+            return Err(err(
+                "cannot decode JPEG: image file is truncated (no end-of-image marker)",
+            ))
+        }
+        None => {
+            return Err(err(
+                "cannot decode JPEG: no image data (no start-of-scan marker)",
+            ))
+        }
+    }
     let exact = h
         .frame
         .is_some_and(|(w, ht, hf, vf)| edge_off(w, hf) || edge_off(ht, vf));

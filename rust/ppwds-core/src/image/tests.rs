@@ -87,3 +87,12 @@ fn crop_larger_than_image_is_an_error() {
         .0
         .contains("larger"));
 }
+
+#[test]
+fn jpeg_without_end_marker_is_truncated() {
+    // SOI, SOS (length 2), a few entropy bytes and no EOI.
+    let cut = [0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34, 0x56];
+    assert!(decode(&cut, Mode::Rgb).unwrap_err().0.contains("truncated"));
+    let no_scan = [0xFF, 0xD8, 0xFF, 0xD9];
+    assert!(decode(&no_scan, Mode::Rgb).unwrap_err().0.contains("no image data"));
+}
