@@ -1,8 +1,8 @@
 """The native image stage behind ``decode(spec, native=True)``.
 
-JPEG and PNG fields (``jpg``, ``jpeg``, ``png``) are decoded by ``_core.decode_images``:
-a window of samples at a time, on a pool of Rust threads with the GIL released, while the
-previous window is handed downstream. Every other field goes through the usual
+JPEG and PNG fields (``jpg``, ``jpeg``, ``png``) are decoded by ``_core.start_decode_images``:
+a window of samples at a time, on Rust threads that never take the GIL, while the previous
+window is handed downstream. Every other field goes through the usual
 :class:`~ppwebdataset.autodecode.Decoder`. Results have the types, dtypes and shapes of the
 PIL path for the numpy and Paddle specs (``l8 rgb8 rgba8 l rgb rgba paddle*``).
 
@@ -11,7 +11,7 @@ with Pillow's antialiased ``BICUBIC`` (or ``filter="bilinear"``); ``crop=C`` (an
 ``(h, w)``) then cuts a centred window (odd leftovers go to the bottom/right), or a random one
 with ``random_crop=True``, seeded like ``shuffle``: ``seed=None`` draws fresh entropy each
 pass, an int seed gives ``make_seed(seed, pass, rank, worker)``. ``threads`` defaults to
-:func:`default_threads`; ``window`` (samples per Rust call) to ``max(16, 8 * threads)``.
+:func:`default_threads`; ``window`` (samples per Rust call) to ``max(32, 16 * threads)``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -155,7 +154,7 @@ class NativeDecode(PipelineStage):
             and _native_format(v)
         ]
 
-    def _submit(self, pool, batch, threads, rng):
+    def _submit(self, batch, threads, rng):
         fields, items = [], []
         for sample in batch:
             keys = self._jobs(sample) if isinstance(sample, dict) else []
@@ -163,7 +162,7 @@ class NativeDecode(PipelineStage):
             items.extend(sample[k] for k in keys)
         seeds = [(rng.getrandbits(64), rng.getrandbits(64)) for _ in items] if rng is not None else None
         args = (items, self.mode, self.resize, self.crop, seeds, self.filter, threads)
-        return batch, fields, pool.submit(_core.decode_images, *args)
+        return batch, fields, _core.start_decode_images(*args)
 
     def _array(self, result):
         h, w, c, buf = result
@@ -205,42 +204,38 @@ class NativeDecode(PipelineStage):
 
         rng = self._rng()
         threads = self.threads or default_threads()
-        window = self.window or max(16, 8 * threads)
-        # One helper thread decodes the next window (GIL released) while this one is consumed.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="ppwds-image")
-        try:
-            pending = None
-            it = iter(src)
-            done = False
-            while not done or pending is not None:
-                nxt = None
-                if not done:
-                    batch = []
-                    for sample in it:
-                        batch.append(sample)
-                        if len(batch) >= window:
-                            break
-                    else:
-                        done = True
-                    if batch:
-                        nxt = self._submit(pool, batch, threads, rng)
-                if pending is not None:
-                    batch, fields, results = pending
-                    results = results.result()
-                    pos = 0
-                    for sample, keys in zip(batch, fields, strict=True):
-                        mine = results[pos : pos + len(keys)]
-                        pos += len(keys)
-                        try:
-                            decoded = self._finish(sample, keys, mine)
-                        except Exception as exn:
-                            if _handle(self.handler, exn, "decode", sample):
-                                continue
-                            return
-                        yield decoded
-                pending = nxt
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        window = self.window or max(32, 16 * threads)
+        # Rust threads decode the next window (they never take the GIL) while this one is consumed.
+        pending = None
+        it = iter(src)
+        done = False
+        while not done or pending is not None:
+            nxt = None
+            if not done:
+                batch = []
+                for sample in it:
+                    batch.append(sample)
+                    if len(batch) >= window:
+                        break
+                else:
+                    done = True
+                if batch:
+                    nxt = self._submit(batch, threads, rng)
+            if pending is not None:
+                batch, fields, job = pending
+                results = job.result()
+                pos = 0
+                for sample, keys in zip(batch, fields, strict=True):
+                    mine = results[pos : pos + len(keys)]
+                    pos += len(keys)
+                    try:
+                        decoded = self._finish(sample, keys, mine)
+                    except Exception as exn:
+                        if _handle(self.handler, exn, "decode", sample):
+                            continue
+                        return
+                    yield decoded
+            pending = nxt
 
     __call__ = run
 

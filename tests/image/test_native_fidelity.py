@@ -116,3 +116,15 @@ def test_odd_sizes_decode(h, w):
     b = io.BytesIO()
     Image.fromarray(arr).save(b, "PNG")
     assert np.array_equal(native_decode(b.getvalue(), "RGB"), arr)
+
+
+def test_background_job_matches_the_blocking_call():
+    from ppwebdataset import _core
+
+    items = [d for _, d in jpegs()[:10]] + [b"not an image"]
+    job = _core.start_decode_images(items, "RGB", resize=8, crop=(6, 6), threads=2)
+    assert job.result() == _core.decode_images(items, "RGB", resize=8, crop=(6, 6), threads=2)
+    with pytest.raises(RuntimeError, match="already"):
+        job.result()
+    with pytest.raises(ValueError, match="mode"):
+        _core.start_decode_images(items, "CMYK")

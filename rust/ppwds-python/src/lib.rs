@@ -37,5 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
     m.add_function(wrap_pyfunction!(image::decode_images, m)?)?;
+    m.add_function(wrap_pyfunction!(image::start_decode_images, m)?)?;
+    m.add_class::<image::PyImageJob>()?;
     Ok(())
 }

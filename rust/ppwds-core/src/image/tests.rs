@@ -94,5 +94,8 @@ fn jpeg_without_end_marker_is_truncated() {
     let cut = [0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34, 0x56];
     assert!(decode(&cut, Mode::Rgb).unwrap_err().0.contains("truncated"));
     let no_scan = [0xFF, 0xD8, 0xFF, 0xD9];
-    assert!(decode(&no_scan, Mode::Rgb).unwrap_err().0.contains("no image data"));
+    assert!(decode(&no_scan, Mode::Rgb)
+        .unwrap_err()
+        .0
+        .contains("no image data"));
 }
