@@ -485,6 +485,9 @@ class _DecodeFactory(RestCurried):
         extra = [k for k in _NATIVE_ONLY if k in kw]
         if extra:
             raise TypeError(f"decode: {', '.join(extra)} only apply with native=True")
+        unknown = sorted(set(kw) - {"pre", "post", "only", "partial", "handler"})
+        if unknown:
+            raise TypeError(f"decode() got unexpected keyword arguments: {', '.join(unknown)}")
         return super().__call__(*args, **kw)
 
 

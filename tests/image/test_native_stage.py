@@ -199,6 +199,8 @@ def test_random_crop_is_seeded(shards):
 def test_bad_arguments_are_refused(shards):
     with pytest.raises(TypeError, match="native=True"):
         wds.WebDataset(shards).decode("rgb8", resize=32)
+    with pytest.raises(TypeError, match="unexpected"):
+        wds.WebDataset(shards).decode("rgb8", nativ=True)
     with pytest.raises(ValueError, match="numpy and paddle"):
         wds.WebDataset(shards).decode("pil", native=True)
     with pytest.raises(ValueError):
