@@ -247,3 +247,16 @@ def test_dataloader_workers(shards, num_workers):
         assert tuple(images.shape[1:]) == (16, 16, 3) and images.dtype == paddle.uint8
         ids += [int(v) for v in labels.numpy()]
     assert sorted(ids) == list(range(36))
+
+
+def _with_threads(sample):
+    from ppwebdataset._native_image import default_threads
+
+    return {**sample, "threads": np.array(default_threads())}
+
+
+def test_default_threads_is_one_inside_dataloader_workers(shards):
+    paddle = pytest.importorskip("paddle")
+    ds = wds.WebDataset(shards, shardshuffle=False).map(_with_threads).to_tuple("threads")
+    seen = {int(v) for (t,) in paddle.io.DataLoader(ds, batch_size=4, num_workers=2) for v in t.numpy()}
+    assert seen == {1}
