@@ -18,6 +18,9 @@ __all__ = [
     "is_meta",
     "scan_shard",
     "lint_shard",
+    "ImageJob",
+    "decode_images",
+    "start_decode_images",
 ]
 
 _StrPath = str | os.PathLike[str]
@@ -167,3 +170,39 @@ def lint_shard(
 ) -> _ScanReport:
     """One pass over a local shard for ``ppwebdataset lint``/``inspect``; damage is reported in
     ``issues``, not raised. Raises ``OSError`` when the file cannot be opened."""
+
+_ImageResult = tuple[int, int, int, bytearray] | str
+
+def decode_images(
+    items: list[bytes],
+    mode: Literal["L", "RGB", "RGBA"],
+    resize: int | None = None,
+    crop: tuple[int, int] | None = None,
+    seeds: list[tuple[int, int]] | None = None,
+    filter: Literal["bicubic", "bilinear"] = "bicubic",
+    threads: int = 1,
+) -> list[_ImageResult]:
+    """Decode JPEG/PNG ``items`` into ``mode`` on ``threads`` threads without the GIL, optionally
+    resizing the shorter side to ``resize`` and cutting a ``crop`` window (centred, or at offsets
+    drawn from ``seeds``). One entry per item, in order: ``(height, width, channels, pixels)`` or
+    the error message. Raises ``ValueError`` for bad arguments, ``RuntimeError`` if the decoder
+    panicked."""
+
+def start_decode_images(
+    items: list[bytes],
+    mode: Literal["L", "RGB", "RGBA"],
+    resize: int | None = None,
+    crop: tuple[int, int] | None = None,
+    seeds: list[tuple[int, int]] | None = None,
+    filter: Literal["bicubic", "bilinear"] = "bicubic",
+    threads: int = 1,
+) -> ImageJob:
+    """Like :func:`decode_images`, but returns at once; the work runs on Rust threads."""
+
+@final
+class ImageJob:
+    """A window being decoded in the background by :func:`start_decode_images`."""
+
+    def result(self) -> list[_ImageResult]:
+        """Wait for the window and return what :func:`decode_images` would have (only once;
+        a second call raises ``RuntimeError``)."""

@@ -36,6 +36,9 @@ torch*     torch tensors            as upstream (HxW for ``l``); needs torch
 pil        PIL image, RGB           also ``pilrgb``; ``pill``: L; ``pilrgba``
 ========== ======================== ==========================================
 
+``decode(spec, native=True)`` decodes JPEG/PNG fields for the numpy and paddle
+specs in Rust instead (see :mod:`ppwebdataset._native_image`).
+
 Unpickling (``.pyd .pickle .pkl``) and ``paddle.load``/``torch.load``
 (``.pth .pdparams``) can run code stored in the data, so they are disabled
 unless ``PPWDS_ALLOW_PICKLE=1`` is set in the environment,

@@ -91,9 +91,16 @@ class FluidInterface:
         only: str | Iterable[str] | None = None,
         partial: bool = False,
         handler: Handler = reraise_exception,
+        **kw: Any,
     ) -> Self:
         """Decode sample fields by extension: strings name an image format (``"pil"``, ``"rgb8"``,
-        ``"paddle"``, ...), callables are handlers ``f(key, data)``; ``only`` limits the fields."""
+        ``"paddle"``, ...), callables are handlers ``f(key, data)``; ``only`` limits the fields.
+
+        ``native=True`` (with ``resize=``, ``crop=``, ``random_crop=``, ``threads=``) decodes JPEG/PNG
+        image fields in Rust; see ``filters.decode``."""
+        if kw:  # native=, resize=, crop=, ...: see filters.decode and _native_image
+            kw.update(pre=pre, post=post, only=only, partial=partial, handler=handler)
+            return self.compose(filters.decode(*args, **kw))
         from .autodecode import Decoder, ImageHandler
 
         handlers = [ImageHandler(x) if isinstance(x, str) else x for x in args]

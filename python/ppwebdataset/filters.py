@@ -477,7 +477,28 @@ def _decode(data, /, *args, handler=reraise_exception, **kw):
         yield decoded
 
 
-decode = pipelinefilter(_decode)
+_NATIVE_ONLY = ("resize", "crop", "random_crop", "seed", "threads", "filter", "window")
+
+
+class _DecodeFactory(RestCurried):
+    # decode(spec, native=True, ...) builds the native image stage (a stage object: it counts
+    # passes for random crops); without native it is the plain decode filter.
+    def __call__(self, *args, native=False, **kw):
+        if native:
+            from ._native_image import NativeDecode
+
+            return NativeDecode(*args, native=native, **kw)
+        extra = [k for k in _NATIVE_ONLY if k in kw]
+        if extra:
+            raise TypeError(f"decode: {', '.join(extra)} only apply with native=True")
+        unknown = sorted(set(kw) - {"pre", "post", "only", "partial", "handler"})
+        if unknown:
+            raise TypeError(f"decode() got unexpected keyword arguments: {', '.join(unknown)}")
+        return super().__call__(*args, **kw)
+
+
+decode = _DecodeFactory(_decode)
+functools.update_wrapper(decode, _decode)
 
 
 def _map(data, f, handler=reraise_exception):

@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod group;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod index;
 pub mod keys;
 pub mod samples;

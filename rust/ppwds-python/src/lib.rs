@@ -1,6 +1,7 @@
 //! The `ppwebdataset._core` native module: a thin layer over `ppwds-core`.
 
 mod errors;
+mod image;
 mod index;
 mod lint;
 mod reader;
@@ -39,5 +40,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_shard, m)?)?;
     m.add_function(wrap_pyfunction!(lint::lint_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(image::decode_images, m)?)?;
+    m.add_function(wrap_pyfunction!(image::start_decode_images, m)?)?;
+    m.add_class::<image::PyImageJob>()?;
     Ok(())
 }
