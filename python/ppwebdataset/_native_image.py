@@ -25,7 +25,7 @@ import numpy as np
 from . import _core
 from .errors import DecodingError
 from .handlers import reraise_exception
-from .utils import PipelineStage, make_seed, paddle_worker_info
+from .utils import PipelineStage, _env_pair, make_seed, paddle_worker_info
 
 #: Field extensions decoded natively when the bytes are a JPEG or PNG (anything else goes to PIL).
 NATIVE_EXTENSIONS = frozenset({"jpg", "jpeg", "png"})
@@ -44,7 +44,7 @@ def default_threads():
     io = sys.modules.get("paddle.io")
     if io is not None and getattr(io, "get_worker_info", lambda: None)() is not None:
         return 1
-    if os.environ.get("WORKER") is not None and os.environ.get("NUM_WORKERS") is not None:
+    if _env_pair("WORKER", "NUM_WORKERS") is not None:  # a worker of ppwebdataset.multi or a launcher
         return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
