@@ -94,6 +94,12 @@ class FluidInterface:
         return self.compose(filters.LMDBCached(*args, **kw))
 
 
+_EMPTY_EPOCH = (
+    "No samples found in dataset; perhaps you have fewer shards than workers.\n"
+    "Turn off using empty_check=False in the WebDataset constructor."
+)
+
+
 class ShardSamples:
     """Pipeline stage: opened or listed shards → samples, read by the Rust core.
 
@@ -124,10 +130,7 @@ class ShardSamples:
                     stacklevel=2,
                 )
                 return
-            raise ValueError(
-                "No samples found in dataset; perhaps you have fewer shards than workers.\n"
-                "Turn off using empty_check=False in the WebDataset constructor."
-            )
+            raise ValueError(_EMPTY_EPOCH)
 
 
 def _seed_from_env(seed):
@@ -264,11 +267,39 @@ class FluidWrapper(DataPipeline, FluidInterface):
         self.append(initial)
 
 
+def _wants_empty_check(dataset):
+    stages = getattr(dataset, "pipeline", None) or []
+    return any(isinstance(s, ShardSamples) and s.empty_check for s in stages)
+
+
 class WebLoader(DataPipeline, FluidInterface):
-    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods."""
+    """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods.
+
+    A worker that got no shard only warns (see ``ShardSamples``); if the
+    whole loader then yields nothing in an epoch and the dataset has
+    ``empty_check``, the epoch raises ``ValueError`` here, in the main process.
+    """
 
     def __init__(self, *args, **kw):
         super().__init__(DataLoader(*args, **kw))
+        self.empty_check = _wants_empty_check(args[0] if args else kw.get("dataset"))
+
+    def iterator1(self):
+        source = self.invoke(self.pipeline[0])
+        if self.empty_check:
+            source = _nonempty(source)
+        for step in self.pipeline[1:]:
+            source = self.invoke(step, source)
+        return source
+
+
+def _nonempty(source):
+    count = 0
+    for item in source:
+        count += 1
+        yield item
+    if count == 0:
+        raise ValueError(_EMPTY_EPOCH)
 
 
 __all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]
