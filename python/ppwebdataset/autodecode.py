@@ -147,7 +147,8 @@ def _require_pickle(what: str) -> None:
 
 
 def _missing(module: str, what: str, pip: str | None = None):
-    return ImportError(f"{what} needs the {module!r} package: pip install {pip or module}")
+    # ModuleNotFoundError, as upstream's bare import raises, so `except ModuleNotFoundError` still works.
+    return ModuleNotFoundError(f"{what} needs the {module!r} package: pip install {pip or module}", name=module)
 
 
 def _ext(key: str) -> str:
