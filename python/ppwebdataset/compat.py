@@ -252,6 +252,10 @@ class WebDataset(DataPipeline, FluidInterface):
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
         args.cache_dir, args.cache_size = self._cache_settings(args.cache_dir, args.cache_size)
 
+    def create_url_iterator(self, args):
+        """Append the shard source for ``args.urls`` / ``args.mode`` (upstream's hook for subclasses)."""
+        self._add_url_source(args.urls, getattr(args, "mode", None))
+
     def __enter__(self):
         return self
 
@@ -287,13 +291,14 @@ class WebLoader(DataPipeline, FluidInterface):
     def iterator1(self):
         source = self.invoke(self.pipeline[0])
         if self.empty_check:
-            source = _nonempty(source)
+            source = check_empty(source)
         for step in self.pipeline[1:]:
             source = self.invoke(step, source)
         return source
 
 
-def _nonempty(source):
+def check_empty(source):
+    """Pass ``source`` through; raise ``ValueError`` at its end if it yielded nothing."""
     count = 0
     for item in source:
         count += 1
@@ -302,4 +307,4 @@ def _nonempty(source):
         raise ValueError(_EMPTY_EPOCH)
 
 
-__all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]
+__all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader", "check_empty"]
