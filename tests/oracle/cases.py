@@ -418,7 +418,23 @@ def xdecode(P, tmp):
     return list(f.xdecode(txt=lambda b: b.read().decode().upper())(iter([dict(s) for s in src])))
 
 
-@case("filters.Cached", "filters.LMDBCached", "FluidInterface.mcached", "FluidInterface.lmdb_cached")
+@case("FluidInterface", "compat.FluidInterface", "FluidInterface.mcached")
+def fluid_interface(P, tmp):
+    # User code mixes FluidInterface into its own pipelines.
+    class Mine(P.wds.DataPipeline, P.wds.FluidInterface):
+        pass
+
+    ds = Mine(lambda: iter([{"__key__": "a", "x": 1}, {"__key__": "b", "x": 2}])).map_dict(x=lambda v: v * 5).mcached()
+    return list(ds), list(ds), list(ds.to_tuple("x").batched(2))
+
+
+@case("FluidInterface.lmdb_cached", "filters.LMDBCached")
+def lmdb_cached(P, tmp):
+    ds = P.wds.FluidWrapper(P.wds.MockDataset({"__key__": "a", "x": 1}, 2)).lmdb_cached(str(tmp / "db"))
+    return list(ds)
+
+
+@case("filters.Cached")
 def cached(P, tmp):
     c = F(P).Cached()
     first = list(c(iter([{"__key__": "a", "x": 1}])))
@@ -948,7 +964,7 @@ def shardlist(P, tmp):
 
 @case("tariterators.trace", "tariterators.reraise_exception")
 def trace(P, tmp):
-    return T(P).trace is not None, T(P).reraise_exception is P.m("handlers").reraise_exception
+    return T(P).trace, T(P).reraise_exception is P.m("handlers").reraise_exception
 
 
 # -- decoding -------------------------------------------------------------------------------
