@@ -44,13 +44,14 @@ class Case:
 CASES: list[Case] = []
 
 
-def case(*covers, rule=V102, xfail=None, name=None, check=None):
+def case(*covers, rule=V102, xfail=None, name=None, check=None, table=None):
+    """Register ``fn`` in ``table`` (default: ``CASES``)."""
     if (rule == OURS_ONLY) != (check is not None):
         raise ValueError("rule='ours' needs a check, and only it")
 
     def deco(fn):
         skip = {V0286} if rule == OURS_ONLY else set()
-        CASES.append(Case(name or fn.__name__, fn, covers, rule, xfail, skip, check))
+        (CASES if table is None else table).append(Case(name or fn.__name__, fn, covers, rule, xfail, skip, check))
         return fn
 
     return deco

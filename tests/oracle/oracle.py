@@ -193,12 +193,12 @@ def same(ours, ref):
 
 
 def main():
+    """``oracle.py OUT [MODULE:TABLE]``: run a case table (default ``cases:CASES``) on 0.2.86."""
     sys.path.insert(0, str(Path(__file__).parent))
-    import cases
-
+    module, _, table = (sys.argv[2] if len(sys.argv) > 2 else "cases:CASES").partition(":")
     pkg = Pkg(V0286)
     out = {}
-    for c in cases.CASES:
+    for c in getattr(importlib.import_module(module), table):
         if V0286 in c.skip:
             continue
         out[c.name] = run_case(c.fn, pkg)
