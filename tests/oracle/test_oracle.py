@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cases import BOTH, CASES, OURS_ONLY, V0286, V102
+from cases_wids import WIDS
 from oracle import OURS, Pkg, run_case, same
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +66,13 @@ def check_case(c, ref0286):
 @pytest.mark.parametrize("c", params(CASES))
 def test_case(c, ref0286):
     check_case(c, ref0286)
+
+
+@pytest.fixture(scope="session")
+def wids0286(tmp_path_factory):
+    return run_0286(tmp_path_factory, "cases_wids:WIDS")
+
+
+@pytest.mark.parametrize("c", params(WIDS))
+def test_wids_case(c, wids0286):
+    check_case(c, wids0286)
