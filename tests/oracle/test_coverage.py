@@ -140,8 +140,10 @@ warnings.simplefilter("ignore")
 out = {}
 for m in sys.argv[1:]:
     mod = importlib.import_module(m)
+    def own(v):
+        return not callable(v) or str(getattr(v, "__module__", "")).startswith("ppwids")
     out[m] = [n for n in dir(mod) if not n.startswith("_") and not isinstance(getattr(mod, n), types.ModuleType)
-              and not (callable(getattr(mod, n)) and not str(getattr(getattr(mod, n), "__module__", "")).startswith("ppwids"))]
+              and own(getattr(mod, n))]
 print(json.dumps(out))
 """
 
