@@ -26,10 +26,10 @@ rgba8      numpy uint8 HxWx4
 l          numpy float32 HxW        values divided by 255
 rgb        numpy float32 HxWx3      values divided by 255
 rgba       numpy float32 HxWx4      values divided by 255
-paddlel8   paddle uint8 1xHxW       CPU tensors, channels first
+paddlel8   paddle uint8 HxW         CPU tensors, channels first
 paddlergb8 paddle uint8 3xHxW
 paddlergba8 paddle uint8 4xHxW
-paddlel    paddle float32 1xHxW     values divided by 255
+paddlel    paddle float32 HxW       values divided by 255
 paddlergb  paddle float32 3xHxW     values divided by 255 (``paddle`` = this)
 paddlergba paddle float32 4xHxW     values divided by 255
 torch*     torch tensors            as upstream (HxW for ``l``); needs torch
@@ -149,7 +149,8 @@ def _require_pickle(what: str) -> None:
 
 
 def _missing(module: str, what: str, pip: str | None = None):
-    return ImportError(f"{what} needs the {module!r} package: pip install {pip or module}")
+    # ModuleNotFoundError, as upstream's bare import raises, so `except ModuleNotFoundError` still works.
+    return ModuleNotFoundError(f"{what} needs the {module!r} package: pip install {pip or module}", name=module)
 
 
 def _ext(key: str) -> str:
@@ -373,7 +374,7 @@ class ImageHandler:
     """Decode images (by extension, see :data:`IMAGE_EXTENSIONS`) according to an image spec.
 
     See the module docstring for the specs. Float specs divide by 255.
-    Paddle specs give channels-first CPU tensors (1xHxW for ``l``); torch
+    Paddle specs give channels-first CPU tensors (HxW for ``l``, like torch); torch
     specs behave as in webdataset and need torch installed.
     """
 
@@ -416,7 +417,8 @@ class ImageHandler:
         if self._atype == "paddle":
             import paddle
 
-            chw = result[np.newaxis] if result.ndim == 2 else result.transpose(2, 0, 1)
+            # Grey images stay 2-D, as upstream's torchl/torchl8.
+            chw = result if result.ndim == 2 else result.transpose(2, 0, 1)
             return paddle.to_tensor(np.ascontiguousarray(chw), place=paddle.CPUPlace())
         import torch
 

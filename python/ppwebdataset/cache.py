@@ -38,6 +38,7 @@ import shlex
 import sys
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlparse
@@ -216,16 +217,35 @@ def _readable(part: str) -> str:
     return part[-_NAME_LIMIT:]
 
 
-def url_to_cache_name(url, ndir=0):
-    """A collision-free cache file name for ``url``.
+_PLAIN_SCHEMES = ("", "file", "http", "https", "ftp", "ftps", "gs", "s3", "ais")
 
-    The name is a hash of the whole URL followed by the URL's basename (and
-    ``ndir`` parent directories, joined with ``-``), e.g.
-    ``"1f3c0a9e4b7d2c55-shard-000017.tar"``. Upstream used the bare basename, so
-    ``a/x.tar`` and ``b/x.tar`` overwrote each other.
+
+def url_to_cache_name(url, ndir=0):
+    """Upstream's guess of a cache name: the URL's basename with ``ndir`` parent directories.
+
+    ``"http://h/a/b/shard-1.tar"`` gives ``"shard-1.tar"`` (``ndir=1``: ``"b/shard-1.tar"``);
+    URLs of other schemes (``pipe:`` ...) are percent-quoted, keeping the last 128 characters.
+    Two URLs with the same basename get the same name; the cache itself does not use this
+    function as is (see ``_cache_file_name``), so its entries never collide.
     """
     if not isinstance(url, str):
-        raise TypeError(f"url_to_cache_name expects a str, not {type(url).__name__}")
+        raise AssertionError(f"url_to_cache_name expects a str, not {type(url).__name__}")
+    parsed = urlparse(url)
+    if parsed.scheme in _PLAIN_SCHEMES:
+        parts = parsed.path.lstrip("/").split("/")
+        return "/".join(parts[-1 - ndir :])
+    return urllib.parse.quote(url, safe="_+{}*,-")[-128:]
+
+
+def _cache_file_name(url, ndir=0):
+    """The cache's own, collision-free name for ``url``.
+
+    A hash of the whole URL followed by the URL's basename (and ``ndir`` parent
+    directories, joined with ``-``), e.g. ``"1f3c0a9e4b7d2c55-shard-000017.tar"``:
+    ``a/x.tar`` and ``b/x.tar`` must not overwrite each other.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"cache names are made from str URLs, not {type(url).__name__}")
     digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     target = pipe_cleaner(url)
     path = urlparse(target).path if scheme_of(target) not in ("", "pipe") else target
@@ -244,7 +264,7 @@ def _checked_name(name, url) -> str:
         raise ValueError(f"bad cache name {name!r} for {url}")
     if _HAS_SCHEME.match(name):
         # e.g. pipe_cleaner returns a URL: name the entry after that URL.
-        return url_to_cache_name(name)
+        return _cache_file_name(name)
     parts = name.replace("\\", "/").split("/")
     if (
         "\0" in name
@@ -529,7 +549,8 @@ class FileCache:
         max_attempts: int = 5,
         retry_delay: float = 0.1,
     ):
-        self.url_to_name = url_to_name or url_to_cache_name
+        # The default (upstream's basename naming) lets a/x.tar and b/x.tar collide; use the hashed name.
+        self.url_to_name = _cache_file_name if url_to_name in (None, url_to_cache_name) else url_to_name
         self.validator = validator
         self.handler = handler
         if cache_dir is None:

@@ -157,6 +157,12 @@ class FluidInterface:
         return self.compose(filters.LMDBCached(*args, **kw))
 
 
+_EMPTY_EPOCH = (
+    "No samples found in dataset; perhaps you have fewer shards than workers.\n"
+    "Turn off using empty_check=False in the WebDataset constructor."
+)
+
+
 class ShardSamples:
     """Pipeline stage: opened or listed shards → samples, read by the Rust core.
 
@@ -187,10 +193,7 @@ class ShardSamples:
                     stacklevel=2,
                 )
                 return
-            raise ValueError(
-                "No samples found in dataset; perhaps you have fewer shards than workers.\n"
-                "Turn off using empty_check=False in the WebDataset constructor."
-            )
+            raise ValueError(_EMPTY_EPOCH)
 
 
 def _seed_from_env(seed):
@@ -323,6 +326,10 @@ class WebDataset(DataPipeline, FluidInterface):
         """Apply WDS_CACHE / WDS_CACHE_SIZE to ``args.cache_dir`` / ``args.cache_size``."""
         args.cache_dir, args.cache_size = self._cache_settings(args.cache_dir, args.cache_size)
 
+    def create_url_iterator(self, args: Any) -> None:
+        """Append the shard source for ``args.urls`` / ``args.mode`` (upstream's hook for subclasses)."""
+        self._add_url_source(args.urls, getattr(args, "mode", None))
+
     def __enter__(self) -> Self:
         return self
 
@@ -338,11 +345,20 @@ class FluidWrapper(DataPipeline, FluidInterface):
         self.append(initial)
 
 
+def _wants_empty_check(dataset):
+    stages = getattr(dataset, "pipeline", None) or []
+    return any(isinstance(s, ShardSamples) and s.empty_check for s in stages)
+
+
 class WebLoader(DataPipeline, FluidInterface):
     """``paddle.io.DataLoader(*args, **kw)`` with the fluent methods.
 
     Over a ``WebDataset(..., exact=True)`` it is an ``exact.ExactLoader``: it also has
     ``state_dict()`` / ``set_state_dict()`` (alias ``load_state_dict``) and ``set_epoch()``.
+
+    A worker that got no shard only warns (see ``ShardSamples``); if the
+    whole loader then yields nothing in an epoch and the dataset has
+    ``empty_check``, the epoch raises ``ValueError`` here, in the main process.
     """
 
     def __init__(self, *args: Any, **kw: Any) -> None:
@@ -352,6 +368,15 @@ class WebLoader(DataPipeline, FluidInterface):
             super().__init__(ExactLoader(*args, **kw))
         else:
             super().__init__(DataLoader(*args, **kw))
+        self.empty_check = _wants_empty_check(args[0] if args else kw.get("dataset"))
+
+    def iterator1(self):
+        source = self.invoke(self.pipeline[0])
+        if self.empty_check:
+            source = check_empty(source)
+        for step in self.pipeline[1:]:
+            source = self.invoke(step, source)
+        return source
 
     def _exact_loader(self):
         from .exact import ExactLoader
@@ -377,4 +402,14 @@ class WebLoader(DataPipeline, FluidInterface):
     load_state_dict = set_state_dict
 
 
-__all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader"]
+def check_empty(source):
+    """Pass ``source`` through; raise ``ValueError`` at its end if it yielded nothing."""
+    count = 0
+    for item in source:
+        count += 1
+        yield item
+    if count == 0:
+        raise ValueError(_EMPTY_EPOCH)
+
+
+__all__ = ["FluidInterface", "FluidWrapper", "ShardSamples", "WebDataset", "WebLoader", "check_empty"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 from . import utils
-from .paddle import IterableDataset
+from .paddle import IterableDataset, no_len
 from .utils import PipelineStage
 
 
@@ -25,8 +25,8 @@ class MockDataset(IterableDataset):
         for _ in range(self.length):
             yield self.sample
 
-    def __len__(self):
-        return self.length
+    # No __len__ (as in both references): len() is a TypeError, list() iterates.
+    __len__ = no_len
 
 
 class repeatedly(IterableDataset, PipelineStage):

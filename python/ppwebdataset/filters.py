@@ -790,7 +790,8 @@ def dict2tuple(d):
 def default_collation_fn(samples, combine_tensors=True, combine_scalars=True, nested=False):
     """Make a batch from a list of samples (tuples/lists or dicts).
 
-    Tuple samples give a list of collated columns (as ppwebdataset 0.2.86);
+    Tuple samples give a list of collated columns (as ppwebdataset 0.2.86), or a
+    tuple of lists when neither ``combine_*`` flag is set (as webdataset 1.0.2);
     dict samples give a dict of collated fields; bare values (e.g. a label
     per sample) are collated as one column. A field whose values are dicts
     (say decoded ``.json``) becomes a list of dicts, as upstream, unless
@@ -813,10 +814,13 @@ def default_collation_fn(samples, combine_tensors=True, combine_scalars=True, ne
                     f"cannot collate: samples must all be tuples of length {n}, got "
                     f"{type(s).__name__} of length {len(s) if hasattr(s, '__len__') else '?'}"
                 )
-        return [
+        columns = [
             combine_values(col, combine_tensors, combine_scalars, name=i, nested=nested)
             for i, col in enumerate(zip(*samples, strict=True))
         ]
+        # Without any combining, webdataset 1.0.2 gives a tuple of lists; code written
+        # for it compares batches with tuples, so match it there.
+        return tuple(columns) if not (combine_tensors or combine_scalars) else columns
     # Bare values (a scalar, array or tensor per sample) form a single column.
     return combine_values(samples, combine_tensors, combine_scalars, nested=nested)
 

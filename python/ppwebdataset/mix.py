@@ -8,13 +8,8 @@ import os
 import random
 
 from .paddle import IterableDataset
+from .paddle import no_len as _no_len
 from .utils import make_seed, paddle_worker_info
-
-
-def _no_len(self):
-    # paddle.io.IterableDataset.__len__ raises RuntimeError, which breaks list(ds);
-    # TypeError is what len() hints expect from objects without a length.
-    raise TypeError(f"{type(self).__name__} has no length")
 
 
 def round_robin_shortest(*sources):

@@ -27,4 +27,14 @@ except ImportError:  # Paddle is optional
         """Stand-in for ``paddle.Tensor`` when Paddle is absent."""
 
 
+def no_len(self):
+    """``__len__`` for iterable stages without a length.
+
+    ``paddle.io.IterableDataset.__len__`` raises RuntimeError, which ``list(ds)`` does not
+    catch (it asks ``len()`` for a size hint); TypeError is what torch-based upstream code
+    sees and what ``list()`` treats as "no length", so it iterates.
+    """
+    raise TypeError(f"{type(self).__name__} has no length; use .with_length(n) or with_length(ds, n) to give one")
+
+
 __all__ = ["IterableDataset", "DataLoader", "PaddleTensor", "HAVE_PADDLE"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _settings
 from .filters import pipelinefilter
-from .paddle import IterableDataset
+from .paddle import IterableDataset, no_len
 from .utils import braceexpand, is_iterable, make_seed, paddle_rank_info, paddle_worker_info, paddle_worker_seed
 
 if TYPE_CHECKING:
@@ -472,6 +472,12 @@ def shardspec(spec):
     if isinstance(spec, str) and spec.endswith((".yaml", ".yml")):
         return MultiShardSample(spec)
     return SimpleShardList(spec)
+
+
+# len() of a shard stream without a fixed list is a TypeError, as for any unsized iterable.
+for _cls in (ResampledShards, DirectoryShardList, MultiShardSample):
+    _cls.__len__ = no_len  # type: ignore[method-assign]
+del _cls
 
 
 __all__ = [

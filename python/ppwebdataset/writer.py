@@ -114,7 +114,7 @@ def torch_dumps(data: Any):
     try:
         import torch
     except ImportError as exn:
-        raise ImportError("torch_dumps needs PyTorch: pip install torch") from exn
+        raise ModuleNotFoundError("torch_dumps needs PyTorch: pip install torch", name="torch") from exn
     stream = io.BytesIO()
     torch.save(data, stream)
     return stream.getvalue()

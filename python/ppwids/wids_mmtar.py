@@ -1,15 +1,16 @@
 """Member-level access to a memory-mapped tar (the ``MMIndexedTar`` interface of wids).
 
-Backed by the Rust index, so full names (ustar prefix, GNU long names, pax
-paths) are used and duplicate names never shift the data returned for other
-members. Only members that belong to samples are listed (names with a dot,
-metadata excluded), in archive order.
+Every regular member is listed by its full name (ustar prefix, GNU long
+names, pax paths), in archive order, as upstream does: members without an
+extension and metadata members count too. Duplicate names never shift the
+data returned for other members.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import tarfile
 
 from ppwebdataset._core import ShardIndex
 
@@ -41,10 +42,14 @@ class MMIndexedTar:
         if cleanup_callback:
             cleanup_callback(self.fname, self.stream.fileno(), "start")
         self.index = ShardIndex(self.fname, sidecar=index_file)
-        self.by_index = []
-        for i in range(len(self.index)):
-            for name, _ext, offset, size in self.index.members(i):
-                self.by_index.append((name, offset, size))
+        if self.index.skipped == 0:
+            self.by_index = [
+                (name, off, size) for i in range(len(self.index)) for name, _, off, size in self.index.members(i)
+            ]
+        else:
+            # The sample index leaves out members that join no sample (no extension,
+            # metadata); upstream lists every regular member, so scan the headers.
+            self.by_index = _scan_regular_members(self.fname)
         self.by_name = {name: i for i, (name, _, _) in enumerate(self.by_index)}
 
     def close(self, dispose=False):
@@ -94,6 +99,14 @@ class MMIndexedTar:
         """``(name, BytesIO)`` of member ``i``."""
         fname, data = self.get_at_index(i)
         return fname, io.BytesIO(data)
+
+
+def _scan_regular_members(fname):
+    try:
+        with tarfile.open(fname, "r:") as tf:
+            return [(m.name, m.offset_data, m.size) for m in tf if m.isreg()]
+    except tarfile.TarError as exn:
+        raise ValueError(f"{fname}: not a readable tar file: {exn}") from exn
 
 
 def keep_while_reading(fname, fd, phase, delay=0.0):

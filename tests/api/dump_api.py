@@ -1,7 +1,9 @@
 """Print the public API of the installed ppwebdataset (whichever is first on sys.path) as JSON.
 
 For every module: the public names defined by the package (not names it merely imports from
-the standard library or third parties) and, for callables, their parameters.
+the standard library or third parties) and, for callables, their parameters; for classes also
+their public members. ``python dump_api.py webdataset`` dumps webdataset 1.0.2 the same way
+(its ``pytorch`` module stands for our ``paddle``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ MODULES = [
 ]
 
 
+PKG = sys.argv[1] if len(sys.argv) > 1 else "ppwebdataset"
+if PKG != "ppwebdataset":
+    MODULES = [PKG + m[len("ppwebdataset") :].replace(".paddle", ".pytorch") for m in MODULES]
+
+
 def describe(obj):
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
@@ -61,14 +68,16 @@ def public(module):
         except Exception:  # listed but not importable: reported as missing
             continue
         if isinstance(value, types.ModuleType):
-            if value.__name__.startswith("ppwebdataset."):
+            if value.__name__.startswith(PKG + "."):
                 out[name] = {"kind": "module"}
             continue
         origin = getattr(value, "__module__", None)
         if callable(value):
-            if not (isinstance(origin, str) and origin.startswith("ppwebdataset")):
+            if not (isinstance(origin, str) and origin.startswith(PKG)):
                 continue
             out[name] = {"kind": "class" if inspect.isclass(value) else "function", "params": describe(value)}
+            if inspect.isclass(value):
+                out[name]["members"] = sorted(m for m in vars(value) if not m.startswith("_"))
         elif isinstance(value, str | int | float | dict | list | tuple | set | frozenset | bool):
             out[name] = {"kind": "value"}
     return out

@@ -32,9 +32,8 @@ PADDLE_NAMES = {"IterableDataset", "DataLoader", "PaddleTensor"}
 
 def dump(pythonpath=None):
     env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath)
+    # This checkout's package, not whatever the venv's .pth points at (another worktree).
+    env["PYTHONPATH"] = str(pythonpath or ROOT / "python")
     out = subprocess.run([sys.executable, str(DUMP)], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout)

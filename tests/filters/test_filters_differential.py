@@ -59,9 +59,8 @@ print(json.dumps(jsonable(out), sort_keys=True))
 
 def run(pythonpath=None):
     env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath)
+    # This checkout's package, not whatever the venv's .pth points at (another worktree).
+    env["PYTHONPATH"] = str(pythonpath or ROOT / "python")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -82,7 +82,9 @@ def test_random_mix_pickles():
 
 def test_mock_dataset():
     ds = MockDataset({"x": 1}, 3)
-    assert list(ds) == [{"x": 1}] * 3 and len(ds) == 3
+    assert list(ds) == [{"x": 1}] * 3
+    with pytest.raises(TypeError):  # no __len__ in either reference
+        len(ds)
 
 
 def test_repeatedly_as_dataset_and_stage():

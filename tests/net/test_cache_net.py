@@ -99,19 +99,35 @@ def test_check_tar_format_by_magic(tmp_path, helpers, no_subprocess):
 # ---------------------------------------------------------------------------
 
 
-def test_url_to_cache_name_is_collision_free_and_readable():
-    a = C.url_to_cache_name("https://h/a/shard-000.tar")
-    b = C.url_to_cache_name("https://h/b/shard-000.tar")
-    c = C.url_to_cache_name("https://h/a/shard-000.tar?x=1")
+def test_cache_file_names_are_collision_free_and_readable():
+    a = C._cache_file_name("https://h/a/shard-000.tar")
+    b = C._cache_file_name("https://h/b/shard-000.tar")
+    c = C._cache_file_name("https://h/a/shard-000.tar?x=1")
     assert len({a, b, c}) == 3
     assert all(n.endswith("-shard-000.tar") for n in (a, b, c))
-    assert a == C.url_to_cache_name("https://h/a/shard-000.tar")
-    assert C.url_to_cache_name("https://h/a/shard-000.tar", ndir=1).endswith("-a-shard-000.tar")
-    weird = C.url_to_cache_name('s3://b/x/it\'s a "tar";rm -rf.tar')
+    assert a == C._cache_file_name("https://h/a/shard-000.tar")
+    assert C._cache_file_name("https://h/a/shard-000.tar", ndir=1).endswith("-a-shard-000.tar")
+    weird = C._cache_file_name('s3://b/x/it\'s a "tar";rm -rf.tar')
     assert "/" not in weird and "'" not in weird and '"' not in weird and ";" not in weird and " " not in weird
-    assert C.url_to_cache_name("https://h/").endswith("-data")
+    assert C._cache_file_name("https://h/").endswith("-data")
     with pytest.raises(TypeError):
+        C._cache_file_name(b"https://h/x")
+
+
+def test_url_to_cache_name_keeps_upstream_results():
+    # webdataset 1.0.2's public function: the basename (plus ndir parents); other schemes quoted.
+    assert C.url_to_cache_name("https://h/a/shard-000.tar") == "shard-000.tar"
+    assert C.url_to_cache_name("https://h/a/shard-000.tar", ndir=1) == "a/shard-000.tar"
+    assert C.url_to_cache_name("/data/x/y.tar") == "y.tar"
+    assert C.url_to_cache_name("pipe:curl -s http://h/x.tar") == "pipe%3Acurl%20-s%20http%3A%2F%2Fh%2Fx.tar"
+    with pytest.raises(AssertionError):
         C.url_to_cache_name(b"https://h/x")
+
+
+def test_default_cache_names_do_not_collide(tmp_path):
+    fc = C.FileCache(str(tmp_path))
+    assert fc.cache_path("https://h/a/x.tar") != fc.cache_path("https://h/b/x.tar")
+    assert C.FileCache(str(tmp_path), url_to_name=C.url_to_cache_name).url_to_name is C._cache_file_name
 
 
 def test_pipe_cleaner_does_not_raise():
@@ -213,7 +229,7 @@ def test_file_cache_honours_url_to_name(tmp_path, server, helpers):
     # pipe_cleaner (WebDataset's default) returns a URL: it is turned into a hashed name.
     fc2 = C.FileCache(str(tmp_path / "c2"), url_to_name=C.pipe_cleaner)
     (got2,) = drain(fc2([server.url("/d/x.tar")]))
-    assert os.path.basename(got2[2]) == C.url_to_cache_name(server.url("/d/x.tar"))
+    assert os.path.basename(got2[2]) == C._cache_file_name(server.url("/d/x.tar"))
 
 
 def test_file_cache_rejects_escaping_names(tmp_path, server, helpers):

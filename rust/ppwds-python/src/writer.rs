@@ -11,12 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ppwds_core::tar::header::BLOCK;
 use ppwds_core::tar::writer::{
-    append_padding, check_name, end_of_archive_len, gzip_bytes, HeaderTemplate, MemberMeta,
+    append_padding, check_name, end_of_archive_len, HeaderTemplate, MemberMeta,
 };
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString};
+use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString};
 
 /// Payloads at least this large are passed to the stream as they are (no copy).
 const DIRECT_WRITE: usize = 1 << 20;
@@ -223,14 +223,16 @@ impl PyTarEncoder {
         if !gz {
             return Ok(payload);
         }
-        let mtime = self.template.mtime().min(u64::from(u32::MAX)) as u32;
-        let data = payload.bytes();
-        let packed = if data.len() >= DETACH_AT {
-            py.detach(|| gzip_bytes(data, mtime))
-        } else {
-            gzip_bytes(data, mtime)
-        };
-        Ok(Payload::Owned(packed))
+        // Byte for byte what upstream writes (and encode_based_on_extension1):
+        // Python's gzip.compress at its default level with mtime=0. zlib
+        // releases the GIL itself while compressing large buffers.
+        let packed = py.import("gzip")?.getattr("compress")?.call(
+            (PyBytes::new(py, payload.bytes()),),
+            Some(&[("mtime", 0)].into_py_dict(py)?),
+        )?;
+        Ok(Payload::Owned(
+            packed.cast::<PyBytes>()?.as_bytes().to_vec(),
+        ))
     }
 
     /// Checks an already-encoded value (custom encoders and `encoder=False`).
