@@ -173,7 +173,7 @@ class NativeDecode(PipelineStage):
         if self.atype == "paddle":
             import paddle
 
-            chw = arr[np.newaxis] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+            chw = arr if arr.ndim == 2 else arr.transpose(2, 0, 1)  # L stays [H, W], as the PIL path
             return paddle.to_tensor(np.ascontiguousarray(chw), place=paddle.CPUPlace())
         return arr
 
