@@ -19,18 +19,6 @@ pub fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Combines several words into one seed; order matters, equal inputs give equal seeds.
-pub fn mix_seed(parts: &[u64]) -> u64 {
-    let mut state = 0x6A09_E667_F3BC_C908_u64;
-    let mut out = 0;
-    for &p in parts {
-        state ^= p;
-        out = splitmix64(&mut state);
-        state ^= out.rotate_left(17);
-    }
-    out
-}
-
 /// A small, fast generator (xoshiro256++) seeded through SplitMix64.
 ///
 /// Not cryptographic; meant for reproducible data order.
@@ -52,11 +40,6 @@ impl Rng {
             s[0] = 1;
         }
         Rng { s }
-    }
-
-    /// A generator for stream `stream` of `seed`: different streams are independent.
-    pub fn with_stream(seed: u64, stream: u64) -> Self {
-        Rng::new(mix_seed(&[seed, stream]))
     }
 
     /// The next 64 random bits.
@@ -88,11 +71,6 @@ impl Rng {
             }
         }
         (m >> 64) as u64
-    }
-
-    /// A uniform float in `[0, 1)` with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 
@@ -244,32 +222,6 @@ mod tests {
         assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
         assert_eq!(r.below(0), 0);
         assert_eq!(r.below(1), 0);
-    }
-
-    #[test]
-    fn float_in_unit_interval() {
-        let mut r = Rng::new(3);
-        for _ in 0..1000 {
-            let f = r.next_f64();
-            assert!((0.0..1.0).contains(&f));
-        }
-    }
-
-    #[test]
-    fn streams_differ() {
-        let a: Vec<u64> = (0..4)
-            .map({
-                let mut r = Rng::with_stream(1, 0);
-                move |_| r.next_u64()
-            })
-            .collect();
-        let b: Vec<u64> = (0..4)
-            .map({
-                let mut r = Rng::with_stream(1, 1);
-                move |_| r.next_u64()
-            })
-            .collect();
-        assert_ne!(a, b);
     }
 
     #[test]

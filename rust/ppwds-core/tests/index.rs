@@ -5,13 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use ppwds_core::index::{
-    walk, wids_split, FileStamp, IndexData, IndexSource, OpenOptions, ShardIndex, WalkEntry,
-};
+use ppwds_core::index::{wids_split, FileStamp, IndexData, IndexSource, OpenOptions, ShardIndex};
 use ppwds_core::keys::split_key;
 use ppwds_core::tar::header::BLOCK;
 use ppwds_core::tar::writer::encode_header;
-use ppwds_core::tar::{MemberMeta, TarReader};
+use ppwds_core::tar::MemberMeta;
 use ppwds_core::ErrorKind;
 use proptest::prelude::*;
 
@@ -443,133 +441,5 @@ proptest! {
         }
         let stamp = FileStamp { size: tar.len() as u64, mtime_sec: 0, mtime_nsec: 0 };
         let _ = IndexData::decode(&bytes, &stamp);
-    }
-}
-
-type WalkResult = (
-    Vec<WalkEntry>,
-    Option<(&'static str, Option<u64>, Option<String>)>,
-);
-
-fn summarize(err: ppwds_core::Error) -> (&'static str, Option<u64>, Option<String>) {
-    // A bad header has no member name in the streaming reader; the index names the raw one.
-    let member = if err.kind_name() == "header" {
-        None
-    } else {
-        err.member.clone()
-    };
-    (err.kind_name(), err.offset, member)
-}
-
-fn with_walk(data: &[u8]) -> WalkResult {
-    let mut entries = Vec::new();
-    let err = walk(data, |e| {
-        entries.push(e);
-        Ok(())
-    })
-    .err()
-    .map(summarize);
-    (entries, err)
-}
-
-fn with_reader(data: &[u8]) -> WalkResult {
-    let mut r = TarReader::new(data);
-    let mut entries = Vec::new();
-    loop {
-        match r.next_entry() {
-            Ok(Some(e)) => entries.push(WalkEntry {
-                name: e.name,
-                size: e.size,
-                header_offset: e.header_offset,
-                data_offset: e.data_offset,
-            }),
-            Ok(None) => return (entries, None),
-            Err(e) => {
-                // The stream hands out an entry before finding its data cut short; the walk
-                // reports the same error without the entry.
-                let cut = entries.last().is_some_and(|last| {
-                    e.offset == Some(last.header_offset)
-                        && matches!(e.kind, ppwds_core::ErrorKind::Truncated(_))
-                });
-                if cut {
-                    entries.pop();
-                }
-                return (entries, Some(summarize(e)));
-            }
-        }
-    }
-}
-
-/// A tar with every kind of header: ustar prefix, pax path and size, GNU long name,
-/// directories, links, global pax headers.
-fn rich_tar(members: &[(String, Vec<u8>)], gnu_every: usize) -> Vec<u8> {
-    let meta = MemberMeta::default();
-    let mut tar = Vec::new();
-    for (i, (name, data)) in members.iter().enumerate() {
-        if gnu_every > 0 && i % gnu_every == 0 {
-            let mut l = encode_header(b"././@LongLink", name.len() as u64 + 1, &meta);
-            l[156] = b'L';
-            fix_checksum(&mut l[..BLOCK]);
-            tar.extend_from_slice(&l);
-            let mut body = name.as_bytes().to_vec();
-            body.push(0);
-            body.resize(body.len().div_ceil(BLOCK) * BLOCK, 0);
-            tar.extend_from_slice(&body);
-            let short = &name.as_bytes()[..name.len().min(100)];
-            tar.extend_from_slice(&encode_header(short, data.len() as u64, &meta)[..]);
-        } else if i % 5 == 3 {
-            let mut d = encode_header(b"somedir/", 0, &meta);
-            d[156] = b'5';
-            fix_checksum(&mut d[..BLOCK]);
-            tar.extend_from_slice(&d);
-            tar.extend_from_slice(&encode_header(name.as_bytes(), data.len() as u64, &meta));
-        } else {
-            tar.extend_from_slice(&encode_header(name.as_bytes(), data.len() as u64, &meta));
-        }
-        tar.extend_from_slice(data);
-        tar.resize(tar.len().div_ceil(BLOCK) * BLOCK, 0);
-    }
-    tar.extend_from_slice(&[0u8; 2 * BLOCK]);
-    tar
-}
-
-fn arb_rich() -> impl Strategy<Value = (Vec<(String, Vec<u8>)>, usize)> {
-    let name = prop_oneof![
-        "[a-c]{1,3}\\.[a-z]{1,3}",
-        "[a-z]{90,140}/[a-c]\\.txt",
-        "[a-z]{150,300}/[a-c]\\.[a-z]{1,2}",
-    ];
-    (
-        prop::collection::vec((name, prop::collection::vec(any::<u8>(), 0..700)), 0..10),
-        0usize..4,
-    )
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
-
-    #[test]
-    fn walk_agrees_with_the_streaming_reader((members, gnu) in arb_rich(), cut in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>(), mode in 0u8..3) {
-        let tar = rich_tar(&members, gnu);
-        let data = match mode {
-            0 => tar.clone(),
-            1 => tar[..cut.index(tar.len() + 1)].to_vec(),
-            _ => {
-                let mut d = tar.clone();
-                let i = flip.index(d.len());
-                d[i] ^= 0x41;
-                d
-            }
-        };
-        let (walked, mut walk_err) = with_walk(&data);
-        let (read, read_err) = with_reader(&data);
-        // The streaming reader leaves naming the member of a data error to its caller.
-        if let (Some(w), Some(r)) = (&mut walk_err, &read_err) {
-            if r.2.is_none() {
-                w.2 = None;
-            }
-        }
-        prop_assert_eq!(walked, read);
-        prop_assert_eq!(walk_err, read_err);
     }
 }

@@ -347,11 +347,6 @@ impl<W: Write> TarBuilder<W> {
         self.out.flush()?;
         Ok(self.out)
     }
-
-    /// Mutable access to the sink.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
 }
 
 #[cfg(test)]
