@@ -19,30 +19,7 @@ use crate::errors::{to_pyerr, ShardContext};
 /// Distinct extensions kept as ready-made Python strings; beyond this, strings are made per call.
 const EXT_CACHE_LIMIT: usize = 4096;
 
-/// FNV-1a: extensions are short and come from our own index, so SipHash's flood
-/// resistance buys nothing on this per-member lookup.
-#[derive(Default)]
-struct ExtHasher(u64);
-
-impl std::hash::Hasher for ExtHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type ExtCache = HashMap<Box<[u8]>, Py<PyString>, std::hash::BuildHasherDefault<ExtHasher>>;
+type ExtCache = HashMap<Box<[u8]>, Py<PyString>, crate::fnv::FnvBuild>;
 
 fn decode_name<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyString>> {
     match std::str::from_utf8(name) {

@@ -1,6 +1,7 @@
 //! The `ppwebdataset._core` native module: a thin layer over `ppwds-core`.
 
 mod errors;
+mod fnv;
 mod image;
 mod index;
 mod lint;

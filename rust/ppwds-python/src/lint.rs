@@ -4,8 +4,8 @@
 //! Payloads are skipped, never copied into Python; only names, sizes and findings cross
 //! the boundary, so a plain tar is checked at the speed its bytes can be read.
 
+use crate::fnv::{fnv, FnvBuild};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -116,37 +116,6 @@ fn odd_extension(ext: &[u8]) -> bool {
         || !ext
             .iter()
             .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
-
-/// FNV-1a: fast for short keys and extensions (SipHash dominated the scan of tiny members).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvBuild = BuildHasherDefault<Fnv>;
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h = Fnv::default();
-    h.write(bytes);
-    h.finish()
 }
 
 /// Extension ids at or above this are counted but not tracked per sample (missing-field check).
