@@ -143,7 +143,7 @@ impl BufRead for PeekBuf {
 
 /// One member (gzip) or stream (bzip2) of a compressed file.
 enum Member {
-    Gzip(flate2::bufread::GzDecoder<PeekBuf>),
+    Gzip(Box<flate2::bufread::GzDecoder<PeekBuf>>),
     Bzip2(bzip2::bufread::BzDecoder<PeekBuf>),
 }
 
@@ -172,7 +172,7 @@ impl MultiMember {
 
     fn start(gzip: bool, src: PeekBuf) -> Member {
         if gzip {
-            Member::Gzip(flate2::bufread::GzDecoder::new(src))
+            Member::Gzip(Box::new(flate2::bufread::GzDecoder::new(src)))
         } else {
             Member::Bzip2(bzip2::bufread::BzDecoder::new(src))
         }
@@ -226,7 +226,7 @@ impl Read for MultiMember {
                 }
                 // The member ended and its trailer checked out.
                 self.between = match self.member.take() {
-                    Some(Member::Gzip(d)) => Some(d.into_inner()),
+                    Some(Member::Gzip(d)) => Some((*d).into_inner()),
                     Some(Member::Bzip2(d)) => Some(d.into_inner()),
                     None => None,
                 };
