@@ -65,15 +65,16 @@ def main():
         + padded(b"x")
         + b"\0" * 1024
     )
-    huge = bytearray(raw_header(b"b.bin", b"\x80" + b"\xff" * 11, b"0"))
-    huge = tar([("a.cls", b"1")])[:1024] + bytes(checksum(huge)) + b"\0" * 2048
+    # Base-256 size 2^64 - 512: fits in 64 bits, overflows any offset added to it.
+    huge = raw_header(b"b.bin", b"\x80\0\0\0" + (2**64 - 512).to_bytes(8, "big"), b"0")
+    huge = tar([("a.cls", b"1")])[:1024] + huge + b"\0" * 2048
     zero_mid = bytearray(good)
     zero_mid[2048 : 2048 + 512] = b"\0" * 512  # the header of s002.cls
-    flipped = bytearray(gzip.compress(good, compresslevel=0))
+    flipped = bytearray(gzip.compress(good, compresslevel=0, mtime=0))
     flipped[flipped.index(b"AAAA")] ^= 1
-    bad_crc = bytearray(gzip.compress(good))
+    bad_crc = bytearray(gzip.compress(good, mtime=0))
     bad_crc[-8] ^= 1
-    bad_len = bytearray(gzip.compress(good))
+    bad_len = bytearray(gzip.compress(good, mtime=0))
     bad_len[-1] ^= 1
     long_pax = tar([("d/" + "n" * 200 + ".bin", b"z" * 700), ("k.cls", b"1")], tarfile.PAX_FORMAT)
     long_gnu = tar([("d/" + "g" * 200 + ".bin", b"z" * 70)], tarfile.GNU_FORMAT)
@@ -94,7 +95,7 @@ def main():
         "item3_gzip_flipped_byte": b"\x0b\x00" + bytes(flipped),
         "item3_gzip_bad_crc": b"\x0b\x00" + bytes(bad_crc),
         "item3_gzip_bad_length": b"\x0b\x00" + bytes(bad_len),
-        "item3_gzip_garbage": b"\x0b\x00" + gzip.compress(good) + b"junk",
+        "item3_gzip_garbage": b"\x0b\x00" + gzip.compress(good, mtime=0) + b"junk",
         "item3_bzip2_garbage": b"\x0b\x00" + bz2.compress(good) + b"junk",
         "item5_zero_block_middle": b"\x08\x00" + bytes(zero_mid),
         "long_pax": b"\x08\x02" + long_pax,

@@ -106,7 +106,8 @@ fn walk_members<R: BufRead>(src: R, opts: ReadOptions, skip_mask: u8) {
                 let res = if skip_mask & (1 << (i % 8)) != 0 {
                     r.skip_data()
                 } else {
-                    r.read_data_vec().map(|d| assert_eq!(d.len() as u64, e.size))
+                    r.read_data_vec()
+                        .map(|d| assert_eq!(d.len() as u64, e.size))
                 };
                 if res.is_err() {
                     assert!(r.is_done());
@@ -121,7 +122,10 @@ fn walk_members<R: BufRead>(src: R, opts: ReadOptions, skip_mask: u8) {
             }
             Err(_) => {
                 assert!(r.is_done());
-                assert!(r.next_entry().unwrap().is_none(), "no entries after an error");
+                assert!(
+                    r.next_entry().unwrap().is_none(),
+                    "no entries after an error"
+                );
                 return;
             }
         }
@@ -244,7 +248,10 @@ pub fn group(data: &[u8]) {
         }
     }
     done.extend(g.finish());
-    assert_eq!(done.iter().map(|s| s.members.len()).sum::<usize>(), accepted);
+    assert_eq!(
+        done.iter().map(|s| s.members.len()).sum::<usize>(),
+        accepted
+    );
     for w in done.windows(2) {
         assert_ne!(w[0].key, w[1].key, "adjacent samples share a key");
     }
@@ -252,12 +259,17 @@ pub fn group(data: &[u8]) {
         let mut exts: Vec<u32> = s.members.iter().map(|m| m.0).collect();
         exts.sort_unstable();
         exts.dedup();
-        assert_eq!(exts.len(), s.members.len(), "duplicate extension in a sample");
+        assert_eq!(
+            exts.len(),
+            s.members.len(),
+            "duplicate extension in a sample"
+        );
     }
 }
 
 fn check_index(idx: &IndexData, file_size: u64) {
-    idx.validate(file_size).expect("a built or decoded index validates");
+    idx.validate(file_size)
+        .expect("a built or decoded index validates");
     for i in 0..idx.len() {
         let _ = idx.key(i);
         for m in idx.members(i) {
@@ -325,9 +337,7 @@ pub fn sidecar_decode(data: &[u8]) {
             }
         })
         .collect();
-    let samples: Vec<u64> = (0..=n_samples)
-        .map(|_| u64_from(take(2)) % 16)
-        .collect();
+    let samples: Vec<u64> = (0..=n_samples).map(|_| u64_from(take(2)) % 16).collect();
     let idx = IndexData {
         names: rest.to_vec(),
         members,

@@ -117,10 +117,8 @@ fn base256_size_near_2_pow_64_names_member_and_offset() {
     let good = build(&[(b"a.cls", b"1"), (b"b.cls", b"2")]);
     let mut tar = good[..4 * BLOCK].to_vec();
     let mut h = header(b"c.bin", 0, b'0');
-    h[124] = 0x80;
-    for b in &mut h[125..136] {
-        *b = 0xff;
-    }
+    // Base-256: 2^64 - 512, which fits in 64 bits but overflows any offset added to it.
+    h[124..136].copy_from_slice(&[0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0]);
     fix_checksum(&mut h);
     tar.extend(&h);
     tar.extend(vec![0u8; 4 * BLOCK]);

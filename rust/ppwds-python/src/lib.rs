@@ -26,6 +26,13 @@ fn is_meta(name: &str) -> bool {
     ppwds_core::keys::is_meta(name.as_bytes())
 }
 
+/// Raises what a panic in the reader is turned into (for the tests: a `CorruptShardError`
+/// naming the shard, not pyo3's `PanicException`).
+#[pyfunction]
+fn _panic_guard_selftest(py: Python<'_>, url: &str) -> PyResult<()> {
+    errors::detach(py, || panic!("deliberate panic (self-test)")).map_err(|p| p.into_pyerr(py, url))
+}
+
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -35,5 +42,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyShardIndex>()?;
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_guard_selftest, m)?)?;
     Ok(())
 }
