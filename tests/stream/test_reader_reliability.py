@@ -282,3 +282,28 @@ def test_readinto_keeping_the_buffer_fails_the_read(tmp_path):
         list(tarfile_samples([dict(url="mem", stream=KeepsBuffer(data))]))
     # A well-behaved readinto source still reads everything.
     assert len(list(tarfile_samples([dict(url="mem", stream=io.BytesIO(data))]))) == 5
+
+
+def test_dataloader_over_four_shards_with_one_bad_shard(tmp_path):
+    # Issue 9's report: the PanicException killed the worker and the loader gave 0 samples.
+    paddle = pytest.importorskip("paddle")
+    import numpy as np
+
+    import ppwebdataset as wds
+
+    urls = []
+    for k in range(4):
+        path = tmp_path / f"shard-{k}.tar"
+        if k == 2:
+            pax_overflow_tar(path)
+        else:
+            make_tar(path, [(f"k{k}-{i}.cls", b"%d" % (10 * k + i)) for i in range(5)])
+        urls.append(str(path))
+    ds = wds.WebDataset(urls, shardshuffle=False, handler=warn_and_continue).map(
+        lambda s: np.array(int(s["cls"]), dtype=np.int64)
+    )
+    loader = paddle.io.DataLoader(ds, batch_size=None, num_workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = sorted(int(np.asarray(x)) for x in loader)
+    assert got == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 30, 31, 32, 33, 34]
