@@ -306,15 +306,22 @@ fn u64_from(b: &[u8]) -> u64 {
 /// records (encoded with a valid checksum, so decode's own validation is what stands
 /// between it and the readers). Decoding must fail cleanly or give a safe index.
 pub fn sidecar_decode(data: &[u8]) {
-    let size = u64_from(data.get(..8).unwrap_or(data)) % (1 << 20);
+    // The stamp the file claims (bytes 8..28 of the layout), so decoding gets past it.
+    let size = u64_from(data.get(8..16).unwrap_or(&[])) % (1 << 40);
+    let claimed = FileStamp {
+        size: u64_from(data.get(8..16).unwrap_or(&[])),
+        mtime_sec: u64_from(data.get(16..24).unwrap_or(&[])) as i64,
+        mtime_nsec: u64_from(data.get(24..28).unwrap_or(&[])) as u32,
+    };
+    if let Ok(idx) = IndexData::decode(data, &claimed) {
+        check_index(&idx, claimed.size);
+    }
+    let size = size % (1 << 20);
     let stamp = FileStamp {
         size,
         mtime_sec: 0,
         mtime_nsec: 0,
     };
-    if let Ok(idx) = IndexData::decode(data, &stamp) {
-        check_index(&idx, size);
-    }
     // Structured: 16 bytes per member record, then 2 bytes per sample start, rest names.
     let body = data.get(8..).unwrap_or(&[]);
     let n_members = usize::from(body.first().copied().unwrap_or(0) % 8);
