@@ -307,7 +307,6 @@ fn u64_from(b: &[u8]) -> u64 {
 /// between it and the readers). Decoding must fail cleanly or give a safe index.
 pub fn sidecar_decode(data: &[u8]) {
     // The stamp the file claims (bytes 8..28 of the layout), so decoding gets past it.
-    let size = u64_from(data.get(8..16).unwrap_or(&[])) % (1 << 40);
     let claimed = FileStamp {
         size: u64_from(data.get(8..16).unwrap_or(&[])),
         mtime_sec: u64_from(data.get(16..24).unwrap_or(&[])) as i64,
@@ -316,7 +315,7 @@ pub fn sidecar_decode(data: &[u8]) {
     if let Ok(idx) = IndexData::decode(data, &claimed) {
         check_index(&idx, claimed.size);
     }
-    let size = size % (1 << 20);
+    let size = claimed.size % (1 << 20);
     let stamp = FileStamp {
         size,
         mtime_sec: 0,
