@@ -10,16 +10,22 @@ echo "== cargo fmt / clippy"
 # rustfmt and clippy ship with rustup's default profile; a minimal toolchain may lack them.
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
+  cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 else
   echo "warning: rustfmt is not installed; skipping the format check" >&2
 fi
 if cargo clippy --version >/dev/null 2>&1; then
   cargo clippy --workspace --all-targets -q -- -D warnings
+  cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --all-targets --target-dir target -q -- -D warnings
 else
   echo "warning: clippy is not installed; skipping lints" >&2
 fi
 echo "== cargo test"
 cargo test -q
+echo "== fuzz corpus replay"
+# The fuzz targets over the checked-in seeds (issue 9 reproducers included) as a plain
+# test: no cargo-fuzz, libFuzzer or nightly needed. scripts/fuzz.sh does real fuzzing.
+cargo test -q --manifest-path fuzz/Cargo.toml --no-default-features --target-dir target
 echo "== ruff"
 ruff check python tests benches
 ruff format --check python tests benches

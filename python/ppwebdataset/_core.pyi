@@ -21,6 +21,7 @@ __all__ = [
     "ImageJob",
     "decode_images",
     "start_decode_images",
+    "_panic_guard_selftest",
 ]
 
 _StrPath = str | os.PathLike[str]
@@ -43,6 +44,7 @@ class TarSampleReader:
         select_files: Callable[[str], bool] | None = None,
         rename_files: Callable[[str], str] | None = None,
         group: bool = True,
+        ignore_zeros: bool = False,
     ) -> Self: ...
     def next_batch(self) -> list[Any]:
         """The next samples (dicts) or ``(name, bytes)`` members; an empty list at the end."""
@@ -206,3 +208,7 @@ class ImageJob:
     def result(self) -> list[_ImageResult]:
         """Wait for the window and return what :func:`decode_images` would have (only once;
         a second call raises ``RuntimeError``)."""
+
+def _panic_guard_selftest(url: str) -> None:
+    """Test hook: panics inside the binding's guard, which must raise ``CorruptShardError``
+    naming ``url`` (never pyo3's ``PanicException``)."""

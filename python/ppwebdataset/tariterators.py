@@ -110,16 +110,20 @@ def tar_file_iterator(
     handler: Callable[[Exception], bool] = reraise_exception,
     select_files: Callable[[str], bool] | None = None,
     rename_files: Callable[[str], str] | None = None,
+    *,
+    ignore_zeros: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield ``dict(fname=..., data=...)`` for each regular member of a tar stream.
 
     Metadata members (``__name__`` files, names matching ``skip_meta``) are
     skipped; ``rename_files`` is applied before ``select_files``. Errors in the
     tar stream itself propagate (they name the shard, member and byte offset).
+    ``ignore_zeros=True`` reads past end-of-archive blocks like ``tarfile``'s
+    option of that name (concatenated archives); see :func:`tarfile_samples`.
     """
     check_select_files(select_files)
     skip = re.compile(skip_meta) if skip_meta is not None else None
-    reader = TarSampleReader(fileobj, _stream_name(fileobj), group=False)
+    reader = TarSampleReader(fileobj, _stream_name(fileobj), group=False, ignore_zeros=ignore_zeros)
     try:
         while True:
             batch = reader.next_batch()
@@ -153,6 +157,8 @@ def tar_file_expander(
     select_files: Callable[[str], bool] | None = None,
     rename_files: Callable[[str], str] | None = None,
     eof_value: Any | None = None,
+    *,
+    ignore_zeros: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Members of every opened shard, each tagged with ``__url__`` (and ``__local_path__``).
 
@@ -169,7 +175,11 @@ def tar_file_expander(
             if "stream" not in source:
                 raise ValueError(f"{url}: tar_file_expander needs opened streams (use url_opener first)")
             for sample in tar_file_iterator(
-                source["stream"], handler=handler, select_files=select_files, rename_files=rename_files
+                source["stream"],
+                handler=handler,
+                select_files=select_files,
+                rename_files=rename_files,
+                ignore_zeros=ignore_zeros,
             ):
                 sample["__url__"] = url
                 if path is not None:
@@ -257,7 +267,7 @@ def _open_source(source: dict[str, Any]):
     return stream, None, stream
 
 
-def read_shard(source, handler=reraise_exception, select_files=None, rename_files=None, stats=None):
+def read_shard(source, handler=reraise_exception, select_files=None, rename_files=None, stats=None, ignore_zeros=False):
     """Samples of one shard (``dict(url=...)``, optionally with ``stream``/``local_path``).
 
     Errors go through ``handler`` with the shard URL appended to ``args``; a
@@ -283,6 +293,7 @@ def read_shard(source, handler=reraise_exception, select_files=None, rename_file
                 source.get("local_path", path),
                 select_files=select_files,
                 rename_files=rename_files,
+                ignore_zeros=ignore_zeros,
             )
             if not counted:
                 stats["shards"] += 1
@@ -338,13 +349,23 @@ def tarfile_samples(
     handler: Callable[[Exception], bool] = reraise_exception,
     select_files: Callable[[str], bool] | None = None,
     rename_files: Callable[[str], str] | None = None,
+    *,
+    ignore_zeros: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Samples from a stream of ``dict(url=...)`` (or already opened) shards."""
+    """Samples from a stream of ``dict(url=...)`` (or already opened) shards.
+
+    A zero block followed by more archive data in a local file or a compressed
+    shard is damage (a ``CorruptShardError``), not the end of the shard: its rest
+    would otherwise be lost silently. ``ignore_zeros=True`` instead reads on to the
+    end of the input, like ``tarfile.open(..., ignore_zeros=True)`` and ``tar -i``:
+    for concatenated archives (``cat a.tar b.tar``). Unlike ``tarfile``, a damaged
+    header is still an error then.
+    """
     check_select_files(select_files)
     for source in src:
         if isinstance(source, str):
             source = dict(url=source)
-        keep_going = yield from read_shard(source, handler, select_files, rename_files)
+        keep_going = yield from read_shard(source, handler, select_files, rename_files, ignore_zeros=ignore_zeros)
         if not keep_going:
             return
 

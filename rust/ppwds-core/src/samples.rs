@@ -10,7 +10,7 @@ use std::io::BufRead;
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::{Grouper, Rejected, Sample, Split};
 use crate::keys::is_meta;
-use crate::tar::{Entry, TarReader};
+use crate::tar::{Entry, ReadOptions, TarReader};
 
 /// A member's data: read by the core, or supplied by the caller.
 #[derive(Debug)]
@@ -85,8 +85,13 @@ pub fn keep_all(_name: &[u8]) -> Result<Decision> {
 impl<R: BufRead, T> SampleStream<R, T> {
     /// A stream over a (decompressed) tar source.
     pub fn new(src: R) -> Self {
+        Self::with_options(src, ReadOptions::default())
+    }
+
+    /// A stream over a (decompressed) tar source, with the reader's end-of-archive options.
+    pub fn with_options(src: R, opts: ReadOptions) -> Self {
         SampleStream {
-            reader: TarReader::new(src),
+            reader: TarReader::with_options(src, opts),
             grouper: Grouper::new(true),
             pending: None,
             finished: false,

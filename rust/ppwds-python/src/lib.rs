@@ -30,6 +30,13 @@ fn is_meta(name: &str) -> bool {
     ppwds_core::keys::is_meta(name.as_bytes())
 }
 
+/// Raises what a panic in the reader is turned into (for the tests: a `CorruptShardError`
+/// naming the shard, not pyo3's `PanicException`).
+#[pyfunction]
+fn _panic_guard_selftest(py: Python<'_>, url: &str) -> PyResult<()> {
+    errors::detach(py, || panic!("deliberate panic (self-test)")).map_err(|p| p.into_pyerr(py, url))
+}
+
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -44,5 +51,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(image::decode_images, m)?)?;
     m.add_function(wrap_pyfunction!(image::start_decode_images, m)?)?;
     m.add_class::<image::PyImageJob>()?;
+    m.add_function(wrap_pyfunction!(_panic_guard_selftest, m)?)?;
     Ok(())
 }

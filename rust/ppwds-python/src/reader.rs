@@ -7,24 +7,30 @@ use std::sync::Mutex;
 use ppwds_core::group::Sample;
 use ppwds_core::samples::{Decision, FillLimits, Payload, SampleStream, Stop};
 use ppwds_core::source::{tar_stream_with, Compression, DynRead, TarStream};
-use ppwds_core::tar::{Entry, TarReader};
+use ppwds_core::tar::{Entry, ReadOptions, TarReader};
 use ppwds_core::{Error, ErrorKind};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PySlice, PyString, PyTuple};
 
-use crate::errors::{pyerr_to_io, to_pyerr, ShardContext};
+use crate::errors::{detach, guard, pyerr_to_io, to_pyerr, Panicked, ShardContext};
 
 /// Members larger than this are read straight into their `bytes` object.
 const BIG_MEMBER: u64 = 256 << 10;
 /// Above this, a streamed member's declared size is not trusted for one allocation.
 const TRUSTED_ALLOC: u64 = 256 << 20;
 
+/// Largest single `readinto` request; bigger reads are split.
+const READINTO_CHUNK: usize = 1 << 20;
+
 /// Reads a Python binary file-like object in large chunks.
 struct PyReader {
     obj: Py<PyAny>,
     readinto: bool,
+    /// Python-owned buffer handed to `readinto`: whatever Python keeps of it stays valid,
+    /// unlike a view of our own memory, which we reuse and free.
+    scratch: Option<Py<PyByteArray>>,
 }
 
 impl Read for PyReader {
@@ -35,23 +41,39 @@ impl Read for PyReader {
         Python::attach(|py| -> PyResult<usize> {
             let obj = self.obj.bind(py);
             if self.readinto {
-                // SAFETY: `buf` outlives the view, which is released before returning.
-                let view = unsafe {
-                    let ptr = ffi::PyMemoryView_FromMemory(
-                        buf.as_mut_ptr().cast(),
-                        buf.len() as ffi::Py_ssize_t,
-                        ffi::PyBUF_WRITE,
-                    );
-                    Bound::from_owned_ptr_or_err(py, ptr)?
+                let want = buf.len().min(READINTO_CHUNK);
+                let scratch = match &self.scratch {
+                    Some(b) => b.bind(py).clone(),
+                    None => {
+                        let b = PyByteArray::new(py, &vec![0u8; READINTO_CHUNK]);
+                        self.scratch = Some(b.clone().unbind());
+                        b
+                    }
                 };
+                let whole = PyMemoryView::from(&scratch)?;
+                let view = whole.get_item(PySlice::new(py, 0, want as isize, 1))?;
                 let result = obj.call_method1("readinto", (&view,));
-                let _ = view.call_method0("release");
+                // A readinto that keeps an export of the buffer would see it overwritten by
+                // the next read: fail the read rather than hand out changing bytes.
+                let released = view
+                    .call_method0("release")
+                    .and_then(|_| whole.call_method0("release"));
+                if let Err(e) = released {
+                    let err = PyBufferError::new_err(
+                        "the tar source's readinto() kept a reference to the buffer it was given",
+                    );
+                    err.set_cause(py, Some(e));
+                    return Err(err);
+                }
                 let n = result?;
                 if n.is_none() {
                     return Ok(0);
                 }
-                let n: usize = n.extract()?;
-                Ok(n.min(buf.len()))
+                let n: usize = n.extract::<usize>()?.min(want);
+                // SAFETY: we hold the GIL and no Python code runs while the bytes are copied.
+                let data = unsafe { scratch.as_bytes() };
+                buf[..n].copy_from_slice(&data[..n]);
+                Ok(n)
             } else {
                 let data = obj.call_method1("read", (buf.len(),))?;
                 let data = data
@@ -82,6 +104,8 @@ enum Mode {
 
 struct Inner {
     mode: Option<Mode>,
+    /// Members mode: the next entry, read before the previous member was handed out.
+    lookahead: Option<Entry>,
     compressed: bool,
     /// Bytes available after the data offset, for sources whose size is known.
     file_size: Option<u64>,
@@ -138,19 +162,34 @@ fn encode_name(name: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     }
 }
 
+/// True when the member's data lies inside a file of known size (no overflow on wild sizes).
+fn fits(entry: &Entry, file_size: Option<u64>) -> bool {
+    match (entry.data_offset.checked_add(entry.size), file_size) {
+        (Some(end), Some(n)) => end <= n,
+        _ => false,
+    }
+}
+
 /// Allocates a `bytes` object and fills it from the reader without holding the GIL.
 fn read_big<R: io::BufRead + Send>(
     py: Python<'_>,
+    url: &str,
     reader: &mut TarReader<R>,
     entry: &Entry,
     trusted: bool,
 ) -> Result<Py<PyBytes>, Result<Error, PyErr>> {
+    let panicked = |p: Panicked| Err(p.into_pyerr(py, url));
     if !trusted && entry.size > TRUSTED_ALLOC {
-        let data = py.detach(|| reader.read_data_vec()).map_err(Ok)?;
+        let data = detach(py, || reader.read_data_vec())
+            .map_err(panicked)?
+            .map_err(Ok)?;
         return Ok(PyBytes::new(py, &data).unbind());
     }
+    // The core caps sizes far below isize::MAX; CPython would refuse a negative size.
     let size = usize::try_from(entry.size)
-        .map_err(|_| Err(PyRuntimeError::new_err("member too large")))?;
+        .ok()
+        .filter(|&n| isize::try_from(n).is_ok())
+        .ok_or_else(|| Err(PyRuntimeError::new_err("member too large")))?;
     // SAFETY: a NULL source asks CPython for an uninitialised buffer of `size` bytes.
     let obj = unsafe {
         let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t);
@@ -159,12 +198,13 @@ fn read_big<R: io::BufRead + Send>(
     // SAFETY: `obj` is a bytes object of exactly `size` bytes that nobody else references yet.
     let ptr = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as *mut u8;
     let target = SendPtr(ptr, size);
-    py.detach(move || {
+    detach(py, move || {
         let target = target;
         // SAFETY: see above; `obj` is kept alive by the caller frame until we return.
         let buf = unsafe { std::slice::from_raw_parts_mut(target.0, target.1) };
         reader.read_data(buf)
     })
+    .map_err(panicked)?
     .map_err(Ok)?;
     Ok(obj
         .cast_into::<PyBytes>()
@@ -257,19 +297,29 @@ impl PyTarSampleReader {
                 big_member: BIG_MEMBER,
                 ..FillLimits::default()
             };
-            let stop = if needs_filter {
-                py.detach(|| {
+            let filled = if needs_filter {
+                detach(py, || {
                     let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name, &mut slot));
                     stream.fill(&mut batch, limits, &mut f)
                 })
             } else {
-                py.detach(|| stream.fill(&mut batch, limits, &mut |_: &[u8]| Ok(Decision::Keep)))
+                detach(py, || {
+                    stream.fill(&mut batch, limits, &mut |_: &[u8]| Ok(Decision::Keep))
+                })
             };
-            let mut stop = stop;
+            let mut stop = match filled {
+                Ok(stop) => stop,
+                Err(p) => {
+                    // The stream's state is unknown after a panic: end the shard.
+                    stream.abort(Error::new(ErrorKind::Invalid("panicked".into()), 0));
+                    batch.clear();
+                    *deferred = Some(p.into_pyerr(py, &self.url_text));
+                    Stop::End
+                }
+            };
             if let Stop::Big(entry) = &stop {
-                let trusted =
-                    !compressed && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
-                match read_big(py, stream.reader(), entry, trusted) {
+                let trusted = !compressed && fits(entry, file_size);
+                match read_big(py, &self.url_text, stream.reader(), entry, trusted) {
                     Ok(obj) => {
                         batch.extend(stream.deliver(Payload::External(obj)));
                         stop = Stop::Full;
@@ -322,14 +372,26 @@ impl PyTarSampleReader {
         let out = PyList::empty(py);
         let compressed = inner.compressed;
         let file_size = inner.file_size;
-        let Some(Mode::Members(reader)) = inner.mode.as_mut() else {
+        let Inner {
+            mode,
+            lookahead,
+            deferred,
+            ..
+        } = inner;
+        let Some(Mode::Members(reader)) = mode.as_mut() else {
             return Ok(out);
         };
+        let ctx = self.ctx(compressed);
         let mut budget: u64 = 8 << 20;
+        let mut broken = false;
         while out.len() < 256 && budget > 0 {
-            let step = py.detach(|| -> Result<Option<MemberStep>, Error> {
-                let Some(entry) = reader.next_entry()? else {
-                    return Ok(None);
+            let step = detach(py, || -> Result<Option<MemberStep>, Error> {
+                let entry = match lookahead.take() {
+                    Some(e) => e,
+                    None => match reader.next_entry()? {
+                        Some(e) => e,
+                        None => return Ok(None),
+                    },
                 };
                 if entry.size >= BIG_MEMBER {
                     return Ok(Some((entry, None)));
@@ -339,52 +401,82 @@ impl PyTarSampleReader {
                     .map_err(|e| e.with_member(&entry.name))?;
                 Ok(Some((entry, Some(data))))
             });
+            let step = match step {
+                Ok(s) => s.map_err(|e| to_pyerr(py, e, &ctx)),
+                Err(p) => {
+                    broken = true;
+                    Err(p.into_pyerr(py, &self.url_text))
+                }
+            };
             let (entry, data) = match step {
                 Ok(Some(x)) => x,
                 Ok(None) => break,
-                Err(e) => {
-                    let err = to_pyerr(py, e, &self.ctx(compressed));
+                Err(err) => {
                     if out.is_empty() {
                         return Err(err);
                     }
-                    inner.deferred = Some(err);
+                    *deferred = Some(err);
                     break;
                 }
             };
             let value = match data {
                 Some(v) => PyBytes::new(py, &v).unbind(),
                 None => {
-                    let trusted = !compressed
-                        && file_size.is_some_and(|n| entry.data_offset + entry.size <= n);
-                    match read_big(py, reader, &entry, trusted) {
+                    let trusted = !compressed && fits(&entry, file_size);
+                    match read_big(py, &self.url_text, reader, &entry, trusted) {
                         Ok(obj) => obj,
                         Err(e) => {
                             let err = match e {
-                                Ok(core) => to_pyerr(
-                                    py,
-                                    core.with_member(&entry.name),
-                                    &self.ctx(compressed),
-                                ),
+                                Ok(core) => to_pyerr(py, core.with_member(&entry.name), &ctx),
                                 Err(pyerr) => pyerr,
                             };
                             if out.is_empty() {
                                 return Err(err);
                             }
-                            inner.deferred = Some(err);
+                            *deferred = Some(err);
                             break;
                         }
                     }
                 }
             };
-            budget = budget.saturating_sub(entry.size);
-            let t = PyTuple::new(
-                py,
-                [
-                    decode_name(py, &entry.name)?.into_any(),
-                    value.into_bound(py).into_any(),
-                ],
-            )?;
-            out.append(t)?;
+            // Read the next header before handing this member out: after the last member
+            // of a compressed shard that read checks the trailer, and a member whose
+            // bytes fail the check must not be returned.
+            let mut keep = true;
+            match detach(py, || reader.next_entry()) {
+                Ok(Ok(next)) => *lookahead = next,
+                Ok(Err(e)) => {
+                    keep = !compressed;
+                    *deferred = Some(to_pyerr(py, e, &ctx));
+                }
+                Err(p) => {
+                    broken = true;
+                    keep = false;
+                    *deferred = Some(p.into_pyerr(py, &self.url_text));
+                }
+            }
+            if keep {
+                budget = budget.saturating_sub(entry.size);
+                let t = PyTuple::new(
+                    py,
+                    [
+                        decode_name(py, &entry.name)?.into_any(),
+                        value.into_bound(py).into_any(),
+                    ],
+                )?;
+                out.append(t)?;
+            }
+            if deferred.is_some() {
+                break;
+            }
+        }
+        if broken {
+            *mode = None;
+        }
+        if out.is_empty() {
+            if let Some(err) = deferred.take() {
+                return Err(err);
+            }
         }
         Ok(out)
     }
@@ -393,7 +485,8 @@ impl PyTarSampleReader {
 #[pymethods]
 impl PyTarSampleReader {
     #[new]
-    #[pyo3(signature = (source, url, local_path=None, *, select_files=None, rename_files=None, group=true))]
+    #[pyo3(signature = (source, url, local_path=None, *, select_files=None, rename_files=None, group=true, ignore_zeros=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         source: &Bound<'_, PyAny>,
@@ -402,8 +495,10 @@ impl PyTarSampleReader {
         select_files: Option<Py<PyAny>>,
         rename_files: Option<Py<PyAny>>,
         group: bool,
+        ignore_zeros: bool,
     ) -> PyResult<Self> {
         let url_text = url.str()?.to_string();
+        let panicked = |p: Panicked| p.into_pyerr(py, &url_text);
         let path: Option<PathBuf> =
             if source.is_instance_of::<PyString>() || source.hasattr("__fspath__")? {
                 Some(source.extract()?)
@@ -417,11 +512,11 @@ impl PyTarSampleReader {
         let (raw, file_size): (DynRead, Option<u64>) = match &path {
             Some(p) => {
                 let p = p.clone();
-                let file = py
-                    .detach(move || {
-                        std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len())))
-                    })
-                    .map_err(|e| to_pyerr(py, Error::new(ErrorKind::Io(e), 0), &ctx))?;
+                let file = detach(py, move || {
+                    std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len())))
+                })
+                .map_err(panicked)?
+                .map_err(|e| to_pyerr(py, Error::new(ErrorKind::Io(e), 0), &ctx))?;
                 (Box::new(file.0), Some(file.1))
             }
             None => {
@@ -435,24 +530,34 @@ impl PyTarSampleReader {
                     Box::new(PyReader {
                         obj: source.clone().unbind(),
                         readinto,
+                        scratch: None,
                     }),
                     None,
                 )
             }
         };
-        let opened = py.detach(move || {
+        let opened = detach(py, move || {
             tar_stream_with(raw, &|kind, src| match kind {
                 Compression::Xz => crate::xz::PyXzReader::new(src)
                     .ok()
                     .map(|r| Box::new(r) as DynRead),
                 _ => None,
             })
-        });
+        })
+        .map_err(panicked)?;
         let (stream, compression) = opened.map_err(|e| to_pyerr(py, e, &ctx))?;
+        let compressed = compression != Compression::None;
+        let opts = ReadOptions {
+            ignore_zeros,
+            // Past the end marker only when the input is finite and read to its end anyway:
+            // a local file, or a compressed stream whose trailer must be checked. A plain
+            // pipe or socket stops at the marker, as before.
+            check_after_end: file_size.is_some() || compressed,
+        };
         let mode = if group {
-            Mode::Samples(SampleStream::new(stream))
+            Mode::Samples(SampleStream::with_options(stream, opts))
         } else {
-            Mode::Members(TarReader::new(stream))
+            Mode::Members(TarReader::with_options(stream, opts))
         };
         Ok(PyTarSampleReader {
             url: url.clone().unbind(),
@@ -462,7 +567,8 @@ impl PyTarSampleReader {
             rename_files,
             inner: Mutex::new(Inner {
                 mode: Some(mode),
-                compressed: compression != Compression::None,
+                lookahead: None,
+                compressed,
                 file_size,
                 deferred: None,
                 ext_cache: Vec::new(),
@@ -475,18 +581,30 @@ impl PyTarSampleReader {
     /// An empty list means the shard is exhausted. Errors are raised after the
     /// samples that precede them have been returned.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut guard = self.inner.try_lock().map_err(|_| {
-            PyRuntimeError::new_err("TarSampleReader is being used from two threads at once")
-        })?;
-        let inner = &mut *guard;
+        let mut locked = match self.inner.try_lock() {
+            Ok(g) => g,
+            // Panics are caught below, so a poisoned lock only means an earlier bug.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "TarSampleReader is being used from two threads at once",
+                ))
+            }
+        };
+        let inner = &mut *locked;
         if let Some(err) = inner.deferred.take() {
             return Err(err);
         }
-        match inner.mode {
+        let result = guard(|| match inner.mode {
             Some(Mode::Samples(_)) => self.next_samples(py, inner),
             Some(Mode::Members(_)) => self.next_members(py, inner),
             None => Ok(PyList::empty(py)),
-        }
+        });
+        result.unwrap_or_else(|p| {
+            inner.mode = None;
+            inner.deferred = None;
+            Err(p.into_pyerr(py, &self.url_text))
+        })
     }
 
     /// True once the shard is exhausted or broken; after a recoverable error

@@ -235,10 +235,12 @@ pub fn parse_pax(data: &[u8]) -> Result<PaxInfo, HeaderError> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| HeaderError("pax record with a bad length".into()))?;
-        if len <= space + 1 || pos + len > data.len() || data[pos + len - 1] != b'\n' {
-            return Err(HeaderError("pax record length out of range".into()));
-        }
-        let record = &data[pos + space + 1..pos + len - 1];
+        // The length comes from the file: an addition near usize::MAX must not wrap.
+        let end = match pos.checked_add(len) {
+            Some(end) if len > space + 1 && end <= data.len() && data[end - 1] == b'\n' => end,
+            _ => return Err(HeaderError("pax record length out of range".into())),
+        };
+        let record = &data[pos + space + 1..end - 1];
         let eq = record
             .iter()
             .position(|&b| b == b'=')
@@ -256,7 +258,7 @@ pub fn parse_pax(data: &[u8]) -> Result<PaxInfo, HeaderError> {
             k if k.starts_with(b"GNU.sparse.") => info.sparse = true,
             _ => {}
         }
-        pos += len;
+        pos = end;
     }
     Ok(info)
 }
@@ -333,6 +335,9 @@ mod tests {
         assert!(parse_pax(b"99 path=x\n").is_err());
         assert!(parse_pax(b"garbage").is_err());
         assert!(parse_pax(b"22 GNU.sparse.major=1\n").unwrap().sparse);
+        // A length near 2^64 once wrapped `pos + len` and panicked on the slice (issue 9).
+        assert!(parse_pax(b"13 path=a\nbc\n18446744073709551613 x=y\n").is_err());
+        assert!(parse_pax(b"18446744073709551615 x=y\n").is_err());
     }
 
     #[test]

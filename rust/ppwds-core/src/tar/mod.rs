@@ -5,5 +5,5 @@ pub mod reader;
 pub mod writer;
 
 pub use header::BLOCK;
-pub use reader::{Entry, TarReader};
+pub use reader::{Entry, ReadOptions, TarReader};
 pub use writer::{MemberMeta, TarBuilder};

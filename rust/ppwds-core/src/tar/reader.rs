@@ -14,6 +14,33 @@ use crate::error::{Error, ErrorKind, Result};
 /// Up-front allocation limit for member data; larger members grow as data arrives.
 const PREALLOC_LIMIT: u64 = 64 << 20;
 
+/// Largest member size accepted from a header: nothing real is near it, and every offset
+/// and allocation size computed from it stays far from overflowing (`isize::MAX` too).
+pub const MAX_MEMBER_SIZE: u64 = i64::MAX as u64 / 2;
+
+/// How to treat what follows the end-of-archive marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Read past zero blocks like `tarfile`'s `ignore_zeros` (concatenated archives,
+    /// `cat a.tar b.tar`): the archive then ends only at the end of the input.
+    pub ignore_zeros: bool,
+    /// After the end-of-archive marker, read the rest of the input and report a valid
+    /// header found there as damage (a zero block in the middle of the shard). Zero
+    /// padding and other bytes are accepted. Only sensible when the input is finite and
+    /// read to its end anyway: files of known size, compressed streams (whose trailer
+    /// must be read to check it) and in-memory data.
+    pub check_after_end: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            ignore_zeros: false,
+            check_after_end: true,
+        }
+    }
+}
+
 /// A regular file in the archive whose data is next in the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -43,17 +70,24 @@ pub struct TarReader<R: BufRead> {
     global: PaxInfo,
     /// Header offset of the entry whose data is pending (for error positions).
     current_offset: u64,
+    opts: ReadOptions,
 }
 
 impl<R: BufRead> TarReader<R> {
-    /// Wraps a source positioned at the start of a tar stream.
+    /// Wraps a source positioned at the start of a tar stream (default [`ReadOptions`]).
     pub fn new(src: R) -> Self {
+        Self::with_options(src, ReadOptions::default())
+    }
+
+    /// Wraps a source positioned at the start of a tar stream.
+    pub fn with_options(src: R, opts: ReadOptions) -> Self {
         TarReader {
             src,
             pos: 0,
             state: State::Header,
             global: PaxInfo::default(),
             current_offset: 0,
+            opts,
         }
     }
 
@@ -169,9 +203,15 @@ impl<R: BufRead> TarReader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut local = PaxInfo::default();
         let mut entry_start: Option<u64> = None;
+        // With `ignore_zeros`, set while only zero blocks were read since the last entry.
+        let mut after_zeros = false;
         loop {
             let offset = self.pos;
             if self.read_block(&mut block)?.is_none() {
+                if after_zeros {
+                    self.state = State::End;
+                    return Ok(None);
+                }
                 let msg = if offset == 0 {
                     "empty file: no tar header".to_string()
                 } else if entry_start.is_some() {
@@ -183,6 +223,21 @@ impl<R: BufRead> TarReader<R> {
             }
             let header = match parse_block(&block) {
                 Ok(Block::End) => {
+                    if entry_start.is_some() {
+                        return Err(Error::new(
+                            ErrorKind::BadHeader(
+                                "end-of-archive marker right after an extended header".into(),
+                            ),
+                            offset,
+                        ));
+                    }
+                    if self.opts.ignore_zeros {
+                        after_zeros = true;
+                        continue;
+                    }
+                    if self.opts.check_after_end {
+                        self.check_after_end(offset)?;
+                    }
                     self.state = State::End;
                     return Ok(None);
                 }
@@ -199,10 +254,18 @@ impl<R: BufRead> TarReader<R> {
                     });
                 }
             };
+            after_zeros = false;
             let start = *entry_start.get_or_insert(offset);
             let mut pax = self.global.clone();
             pax.merge(&local);
             let size = pax.size.unwrap_or(header.size);
+            if size > MAX_MEMBER_SIZE {
+                return Err(Error::new(
+                    ErrorKind::BadHeader(format!("member size {size} is out of range")),
+                    offset,
+                )
+                .with_member(pax.path.as_deref().unwrap_or(&header.name)));
+            }
             match header.kind {
                 EntryType::GnuLongName => {
                     let data = self.read_meta(size, offset, "GNU long name")?;
@@ -266,6 +329,38 @@ impl<R: BufRead> TarReader<R> {
                     self.current_offset = start;
                     return Ok(Some(entry));
                 }
+            }
+        }
+    }
+
+    /// Reads the rest of the input after the end marker at `marker`: a valid header there
+    /// means the marker is a zeroed block in the middle of the shard, not its end.
+    fn check_after_end(&mut self, marker: u64) -> Result<()> {
+        let mut block = [0u8; BLOCK];
+        loop {
+            let offset = self.pos;
+            let mut got = 0usize;
+            while got < BLOCK {
+                match self.src.read(&mut block[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // E.g. a compressed stream's trailer does not match.
+                    Err(e) => return Err(Error::io(e, offset + got as u64)),
+                }
+            }
+            self.pos += got as u64;
+            // A partial block of padding at the very end is not damage.
+            if got < BLOCK {
+                return Ok(());
+            }
+            if let Ok(Block::Header(h)) = parse_block(&block) {
+                let msg = format!(
+                    "a valid tar header follows the end-of-archive marker at byte {marker}: \
+                     a zero block in the middle of the shard hides the rest of it \
+                     (read concatenated archives with ignore_zeros=True)"
+                );
+                return Err(Error::new(ErrorKind::BadHeader(msg), offset).with_member(&h.name));
             }
         }
     }
