@@ -65,9 +65,11 @@ def compute_file_md5sum(fname, chunksize: int = 1 << 20) -> str:
 
 
 def compute_num_samples(fname) -> int:
-    """The number of samples in a local shard."""
+    """The number of samples in a local shard; a damaged shard (a sample repeating an
+    extension included, which could not be read) raises its ``ShardError``."""
     index = ShardIndex(os.fspath(fname))
     try:
+        index.check_duplicates()
         return len(index)
     finally:
         index.close()

@@ -342,11 +342,15 @@ def test_widsindex_create(shard_dir, tmp_path, name, damaged):
     url = str(shard_dir / name)
     out = tmp_path / "d.json"
     try:
-        main(["create", url, "-o", str(out)])
+        # --debug lets the exception through; without it the command prints one line and exits 2.
+        status = main(["create", url, "-o", str(out), "--debug"])
     except ShardError as exn:
         assert_names_the_damage(exn, url)
         assert not out.exists(), "a descriptor was written for a damaged shard"
+        assert main(["create", url, "-o", str(out)]) == 2
+        assert not out.exists()
         return
+    assert status == 0
     assert damaged is not True, "damage went unreported"
     nsamples = json.loads(Path(out).read_text())["shardlist"][0]["nsamples"]
     with tarfile.open(url) as tf:

@@ -256,7 +256,8 @@ def test_wids_index_sees_the_zero_block(tmp_path):
         ds = ShardListDataset([dict(url=str(path), nsamples=5)], transformations=[])
         ds[0]
     with pytest.raises(CorruptShardError):
-        main(["create", str(path), "-o", str(tmp_path / "d.json")])
+        main(["create", str(path), "-o", str(tmp_path / "d.json"), "--debug"])
+    assert main(["create", str(path), "-o", str(tmp_path / "d.json")]) == 2
     assert not (tmp_path / "d.json").exists()
 
 

@@ -102,7 +102,8 @@ fn read_member_bytes<'py>(
     };
     let result = if m.size >= DETACH_READ {
         let m = *m;
-        py.detach(|| shard.read_member_into(&m, buf))
+        crate::errors::detach(py, || shard.read_member_into(&m, buf))
+            .map_err(|p| p.into_pyerr(py, url))?
     } else {
         shard.read_member_into(m, buf)
     };
@@ -191,7 +192,8 @@ impl PyShardIndex {
         let url = url.unwrap_or_else(|| path.to_string_lossy().into_owned());
         let opts = OpenOptions { sidecar };
         let p = path.clone();
-        let opened = py.detach(move || ShardIndex::open(&p, &opts));
+        let opened = crate::errors::detach(py, move || ShardIndex::open(&p, &opts))
+            .map_err(|p| p.into_pyerr(py, &url))?;
         let shard = opened.map_err(|e| open_error(py, e, &url, &path))?;
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
@@ -251,6 +253,23 @@ impl PyShardIndex {
     #[getter]
     fn nmembers(&self) -> PyResult<usize> {
         Ok(self.get()?.data().members.len())
+    }
+
+    /// Raises `DuplicateMemberError` for the first sample that repeats an extension (what
+    /// reading that sample would raise); returns None for a shard without one.
+    fn check_duplicates(&self, py: Python<'_>) -> PyResult<()> {
+        let shard = self.get()?;
+        let first = shard.duplicates().first().map(|d| d.sample as usize);
+        match first.and_then(|i| shard.duplicate_error(i)) {
+            Some(err) => {
+                let ctx = ShardContext {
+                    url: &self.url,
+                    compressed: false,
+                };
+                Err(to_pyerr(py, err, &ctx))
+            }
+            None => Ok(()),
+        }
     }
 
     /// Keys of all samples, in shard order.

@@ -37,7 +37,7 @@ pub fn scan_shard(py: Python<'_>, path: PathBuf, url: Option<String>) -> PyResul
         }
     })?;
     let mut compressed = false;
-    let result = py.detach(|| {
+    let result = crate::errors::detach(py, || {
         let (mut stream, kind) = tar_stream_with(Box::new(file), &|kind, src| match kind {
             Compression::Xz => crate::xz::PyXzReader::new(src)
                 .ok()
@@ -74,7 +74,8 @@ pub fn scan_shard(py: Python<'_>, path: PathBuf, url: Option<String>) -> PyResul
             })?;
         }
         Ok::<u64, Error>(count)
-    });
+    })
+    .map_err(|p| p.into_pyerr(py, &url))?;
     result.map_err(|e| {
         to_pyerr(
             py,
