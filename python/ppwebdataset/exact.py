@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _settings
+from .errors import ShardError
 from .handlers import reraise_exception
 from .paddle import IterableDataset
 from .utils import make_seed, paddle_rank_info, paddle_worker_only_info
@@ -450,7 +451,15 @@ class ExactSamples(IterableDataset):
                         open_.popitem(last=False)[1].close()
                 else:
                     open_.move_to_end(shard)
-                sample = _sample_from_index(index.get_sample(first + pos - starts[k]), self.urls[shard], local[shard])
+                try:
+                    raw = index.get_sample(first + pos - starts[k])
+                except ShardError as exn:  # one bad sample (a repeated extension): the handler decides
+                    self.position = t + 1
+                    exn.args = exn.args + (self.urls[shard],)
+                    if self.handler(exn):
+                        continue
+                    return
+                sample = _sample_from_index(raw, self.urls[shard], local[shard])
                 self.position = t + 1
                 yield sample
         finally:

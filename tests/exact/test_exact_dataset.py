@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 
 import pytest
 from exshards import UNEVEN, make_counts
 
 import ppwebdataset as wds
 from ppwebdataset._core import ShardIndex
+from ppwebdataset.errors import DuplicateMemberError
 from ppwebdataset.exact import ExactSamples, exact_stage, scan_counts
 
 
@@ -159,3 +162,16 @@ def test_a_shard_changed_after_counting_is_named(tmp_path):
     make_counts(tmp_path / "data", (5, 6))  # rewritten in place: new size and mtime, the sidecar is rebuilt
     with pytest.raises(ValueError, match="part-0000.tar.*has 5 samples.*planned with 4"):
         keys(ds)
+
+
+def test_repeated_extension_goes_through_the_handler(tmp_path):
+    path = tmp_path / "dup.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, data in [("a.txt", b"1"), ("b.txt", b"2"), ("b.txt", b"3"), ("c.txt", b"4")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(DuplicateMemberError):
+        list(wds.WebDataset(str(path), exact=True, seed=0, shardshuffle=False))
+    ds = wds.WebDataset(str(path), exact=True, seed=0, shardshuffle=False, handler=wds.ignore_and_continue)
+    assert [s["__key__"] for s in ds] == ["a", "c"]
