@@ -17,6 +17,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _maturin():
+    # The maturin of this interpreter's environment: it finds the ziglang installed there,
+    # which a maturin earlier on PATH (another Python's) would not.
+    own = Path(sys.executable).parent / "maturin"
+    return str(own) if own.exists() else shutil.which("maturin") or "maturin"
+
+
 # Release wheels are built the same way (see the README, "Packaging"):
 #   maturin build --release --zig --compatibility manylinux2014 --strip
 # Here LTO is off so the build takes about a minute; tag, contents and symbol versions do not
@@ -28,7 +35,7 @@ def wheel(tmp_path_factory) -> Path:
         return Path(prebuilt)
     pytest.importorskip("ziglang", reason="the manylinux2014 build needs ziglang (a dev dependency)")
     out = tmp_path_factory.mktemp("wheel")
-    maturin = shutil.which("maturin") or str(Path(sys.executable).parent / "maturin")
+    maturin = _maturin()
     env = dict(
         os.environ,
         CARGO_TARGET_DIR=str(ROOT / "target" / "wheel-test"),
@@ -96,7 +103,7 @@ def test_wheel_is_manylinux2014_abi3_and_stripped(wheel):
 
 
 def test_sdist_has_license_and_sources(tmp_path):
-    maturin = shutil.which("maturin") or str(Path(sys.executable).parent / "maturin")
+    maturin = _maturin()
     subprocess.run([maturin, "sdist", "-o", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
     (sdist,) = tmp_path.glob("ppwebdataset-*.tar.gz")
     with tarfile.open(sdist) as tf:
