@@ -106,8 +106,9 @@ impl<R: BufRead> TarReader<R> {
         err
     }
 
-    /// Reads up to one block; `Ok(None)` on a clean end of input at a block boundary.
-    fn read_block(&mut self, block: &mut [u8; BLOCK]) -> Result<Option<()>> {
+    /// Fills `block` as far as the input goes and returns how many bytes it got (fewer than
+    /// a block only at the end of the input).
+    fn fill_block(&mut self, block: &mut [u8; BLOCK]) -> Result<usize> {
         let start = self.pos;
         let mut got = 0usize;
         while got < BLOCK {
@@ -115,10 +116,18 @@ impl<R: BufRead> TarReader<R> {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // E.g. a compressed stream's trailer does not match.
                 Err(e) => return Err(Error::io(e, start + got as u64)),
             }
         }
         self.pos += got as u64;
+        Ok(got)
+    }
+
+    /// Reads up to one block; `Ok(None)` on a clean end of input at a block boundary.
+    fn read_block(&mut self, block: &mut [u8; BLOCK]) -> Result<Option<()>> {
+        let start = self.pos;
+        let got = self.fill_block(block)?;
         match got {
             0 => Ok(None),
             BLOCK => Ok(Some(())),
@@ -339,17 +348,7 @@ impl<R: BufRead> TarReader<R> {
         let mut block = [0u8; BLOCK];
         loop {
             let offset = self.pos;
-            let mut got = 0usize;
-            while got < BLOCK {
-                match self.src.read(&mut block[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // E.g. a compressed stream's trailer does not match.
-                    Err(e) => return Err(Error::io(e, offset + got as u64)),
-                }
-            }
-            self.pos += got as u64;
+            let got = self.fill_block(&mut block)?;
             // A partial block of padding at the very end is not damage.
             if got < BLOCK {
                 return Ok(());
