@@ -68,6 +68,11 @@ def _pipeline(wds, urls):
 
 
 def run(impl: str, data_dir: Path) -> float:
+    return measure(_pipeline, data_dir)
+
+
+def measure(pipeline, data_dir: Path) -> float:
+    """Samples/s of ``pipeline(wds, urls)`` over the shards (also used by decode_native)."""
     import warnings
 
     import ppwebdataset as wds
@@ -75,9 +80,9 @@ def run(impl: str, data_dir: Path) -> float:
     warnings.simplefilter("ignore")
     urls = _urls(data_dir)
     # Warm-up on one shard: imports, decoder set-up and page cache are not measured.
-    for _ in _pipeline(wds, urls[:1]):
+    for _ in pipeline(wds, urls[:1]):
         pass
-    ds = _pipeline(wds, urls)
+    ds = pipeline(wds, urls)
     t0 = time.perf_counter()
     count = 0
     for images, labels in ds:

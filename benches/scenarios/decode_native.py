@@ -4,10 +4,9 @@ PIL ``decode("rgb8")``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from scenarios.decode_batch import BATCH, PER_SHARD, SHARDS, _urls, prepare  # noqa: F401 - prepare is this scenario's too
+from scenarios.decode_batch import BATCH, measure, prepare  # noqa: F401 - prepare is this scenario's too
 
 NAME = "decode_native"
 UNIT = "samples/s"
@@ -21,20 +20,4 @@ def _pipeline(wds, urls, impl):
 
 
 def run(impl: str, data_dir: Path) -> float:
-    import warnings
-
-    import ppwebdataset as wds
-
-    warnings.simplefilter("ignore")
-    urls = _urls(data_dir)
-    for _ in _pipeline(wds, urls[:1], impl):  # warm-up, as in decode_batch
-        pass
-    ds = _pipeline(wds, urls, impl)
-    t0 = time.perf_counter()
-    count = 0
-    for images, labels in ds:
-        assert images.shape[1:] == (96, 96, 3), images.shape
-        count += len(labels)
-    seconds = time.perf_counter() - t0
-    assert count == SHARDS * PER_SHARD, count
-    return count / seconds
+    return measure(lambda wds, urls: _pipeline(wds, urls, impl), data_dir)
