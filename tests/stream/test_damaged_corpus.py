@@ -20,12 +20,13 @@ import warnings
 from pathlib import Path
 
 import pytest
+from tarfixtures import BLOCK, checksum, padded, raw_header
+from tarfixtures import tar_bytes as build
 
 from ppwebdataset.errors import ShardError
 from ppwebdataset.handlers import warn_and_continue
 from ppwebdataset.tariterators import tarfile_samples
 
-BLOCK = 512
 SIZES = (0, 1, 100, 511, 512, 700, 1500)
 
 
@@ -37,25 +38,9 @@ def original_members():
     return out
 
 
-def build(members, fmt=tarfile.USTAR_FORMAT):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1_700_000_000
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def header_offsets(data):
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         return [(m.offset, m.offset_data, m.name) for m in tf.getmembers()]
-
-
-def checksum(block):
-    block[148:156] = b" " * 8
-    block[148:155] = b"%06o\0" % sum(block)
 
 
 def with_header_edit(data, index, edit):
@@ -67,22 +52,6 @@ def with_header_edit(data, index, edit):
     checksum(block)
     b[off : off + BLOCK] = block
     return bytes(b)
-
-
-def raw_header(name, size, typeflag=b"0"):
-    b = bytearray(BLOCK)
-    b[: len(name)] = name
-    b[100:107] = b"0000644"
-    b[124:136] = b"%011o\0" % size
-    b[156:157] = typeflag
-    b[257:263] = b"ustar\0"
-    b[263:265] = b"00"
-    checksum(b)
-    return bytes(b)
-
-
-def padded(data):
-    return data + b"\0" * (-len(data) % BLOCK)
 
 
 def entry(name, data, typeflag=b"0"):
@@ -356,3 +325,15 @@ def test_widsindex_create(shard_dir, tmp_path, name, damaged):
     with tarfile.open(url) as tf:
         keys = {m.name.split(".")[0] for m in tf.getmembers() if m.isfile()}
     assert nsamples == len(keys)
+
+
+@pytest.mark.parametrize(("name", "damaged"), [(c[0], c[2]) for c in CASES], ids=IDS)
+def test_lint_finds_the_damage(shard_dir, name, damaged):
+    # `ppwebdataset lint` must report every damaged case as an error and none of the others.
+    from ppwebdataset._core import lint_shard
+
+    errors = [i for i in lint_shard(str(shard_dir / name))["issues"] if i[0] == "error"]
+    if damaged is True:
+        assert errors, "lint found nothing"
+    elif damaged is False:
+        assert not errors, errors

@@ -11,33 +11,12 @@ import tarfile
 import warnings
 
 import pytest
-from tarfixtures import make_tar, samples_members
+from tarfixtures import make_tar, padded, raw_header, samples_members
 
 from ppwebdataset import _core
 from ppwebdataset.errors import CorruptShardError, ShardError, TruncatedShardError
 from ppwebdataset.handlers import warn_and_continue
 from ppwebdataset.tariterators import tar_file_iterator, tarfile_samples
-
-
-def checksum(block: bytearray) -> bytearray:
-    block[148:156] = b" " * 8
-    block[148:155] = b"%06o\0" % sum(block)
-    return block
-
-
-def raw_header(name: bytes, size_field: bytes, typeflag: bytes = b"0") -> bytes:
-    b = bytearray(512)
-    b[: len(name)] = name
-    b[100:107] = b"0000644"
-    b[124:136] = size_field
-    b[156:157] = typeflag
-    b[257:263] = b"ustar\0"
-    b[263:265] = b"00"
-    return bytes(checksum(b))
-
-
-def padded(data: bytes) -> bytes:
-    return data + b"\0" * (-len(data) % 512)
 
 
 def good_tar(tmp_path, name="good.tar", n=5, prefix="s"):
