@@ -101,6 +101,19 @@ def _url_text(url):
     return os.fspath(url) if hasattr(url, "__fspath__") else url
 
 
+def _directory(path):
+    """``path`` as a directory name ending in ``/``; ValueError when it is not a directory."""
+    path = _url_text(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"{path}: not a directory")
+    return path if path.endswith("/") else path + "/"
+
+
+def _matching(directory, pattern):
+    """Sorted files of ``directory`` matching the brace/glob ``pattern``."""
+    return sorted({f for pat in braceexpand(pattern) for f in glob.glob(directory + pat)})
+
+
 class SimpleShardList(IterableDataset):
     """Yields ``dict(url=...)`` for each shard.
 
@@ -258,10 +271,7 @@ class DirectoryShardList(IterableDataset):
         select="random",
         fate=None,
     ):
-        path = _url_text(path)
-        if not os.path.isdir(path):
-            raise ValueError(f"{path}: not a directory")
-        self.path = path if path.endswith("/") else path + "/"
+        self.path = _directory(path)
         self.poll = poll
         self.pattern = pattern
         self.mode = mode
@@ -270,7 +280,7 @@ class DirectoryShardList(IterableDataset):
         self.timeout = timeout
 
     def _candidates(self):
-        return sorted({f for pat in braceexpand(self.pattern) for f in glob.glob(self.path + pat)})
+        return _matching(self.path, self.pattern)
 
     def recycle(self, activename):
         """Release a claimed file according to ``mode``."""
@@ -326,15 +336,12 @@ class DirectoryListing(IterableDataset):
     """
 
     def __init__(self, path, pattern="*.{tar,tgz,tar.tgz,tar.gz}", resampled=False):
-        path = _url_text(path)
-        if not os.path.isdir(path):
-            raise ValueError(f"{path}: not a directory")
-        self.path = path if path.endswith("/") else path + "/"
+        self.path = _directory(path)
         self.pattern = pattern
         self.resampled = resampled
 
     def listing(self):
-        return sorted({f for pat in braceexpand(self.pattern) for f in glob.glob(self.path + pat)})
+        return _matching(self.path, self.pattern)
 
     def __iter__(self):
         names = self.listing()
