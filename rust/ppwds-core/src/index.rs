@@ -260,11 +260,7 @@ impl BufRead for WalkSource<'_> {
 
 impl Read for WalkSource<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        crate::source::read_through_buf(self, out)
     }
 }
 

@@ -111,13 +111,18 @@ impl PeekBuf {
     }
 }
 
+/// `Read::read` for a type whose buffering is its `BufRead` implementation.
+pub(crate) fn read_through_buf<B: BufRead>(src: &mut B, out: &mut [u8]) -> io::Result<usize> {
+    let avail = src.fill_buf()?;
+    let n = avail.len().min(out.len());
+    out[..n].copy_from_slice(&avail[..n]);
+    src.consume(n);
+    Ok(n)
+}
+
 impl Read for PeekBuf {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let avail = self.fill_buf()?;
-        let n = avail.len().min(out.len());
-        out[..n].copy_from_slice(&avail[..n]);
-        self.consume(n);
-        Ok(n)
+        read_through_buf(self, out)
     }
 }
 
