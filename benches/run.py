@@ -5,7 +5,7 @@ Each measurement runs in a fresh process; the reference is imported from
 reported is the median over ``--runs`` measurements, ours and the reference
 interleaved so that machine noise hits both alike.
 
-    python benches/run.py [--runs 5] [--only stream_tiny,stream_large] [--data DIR]
+    python benches/run.py [--runs 5] [--only stream_tiny,stream_large] [--data DIR] [--ours DIR]
 """
 
 from __future__ import annotations
@@ -31,10 +31,15 @@ def scenarios():
     return {name: importlib.import_module(f"scenarios.{name}") for name in names}
 
 
+OURS: Path | None = None  # --ours: the python/ dir of another checkout to measure as ours
+
+
 def child_env(impl: str) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["PYTHONWARNINGS"] = "ignore"
+    if impl == "ours" and OURS is not None:
+        env["PYTHONPATH"] = str(OURS)
     if impl == "ref":
         if not (REF / "ppwebdataset" / "__init__.py").exists():
             raise SystemExit(f"reference not installed in {REF}; run scripts/setup.sh")
@@ -78,7 +83,10 @@ def main(argv=None):
     ap.add_argument("--data", default=str(ROOT / ".bench" / "data"))
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", default=str(ROOT / ".bench" / "results.json"))
+    ap.add_argument("--ours", default="", help="python/ dir of a checkout to measure (default: the installed tree)")
     args = ap.parse_args(argv)
+    global OURS
+    OURS = Path(args.ours).resolve() if args.ours else None
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     found = scenarios()
