@@ -21,10 +21,7 @@ import socket
 import threading
 import time
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no cross-process lock; the atomic rename still keeps entries whole
-    fcntl = None  # type: ignore[assignment]
+from . import _locks
 
 TMP_PREFIX = ".ppwds-tmp-"
 
@@ -44,47 +41,9 @@ def _host_tag() -> str:
 _HOST = _host_tag()
 
 
-def _flock(fd, exclusive=True, blocking=True) -> bool:
-    """The one place that takes an ``flock``; False when ``blocking=False`` and it is held elsewhere."""
-    if fcntl is None:
-        return True
-    op = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-    if not blocking:
-        op |= fcntl.LOCK_NB
-    try:
-        fcntl.flock(fd, op)
-    except BlockingIOError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def locked(path):
-    """Exclusive lock (across threads and processes) on the lock file ``path``.
-
-    The lock file stays: deleting it while another process waits on the old inode would
-    let a third process lock a new file at the same time.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-    try:
-        _flock(fd)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def remove_unheld_lock(path):
-    """Delete a lock file unless someone holds it (after its entry was evicted)."""
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        if fcntl is not None and _flock(fd, blocking=False):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-    finally:
-        os.close(fd)
+# The lock helpers live in _locks (shared with ppwids); the names stay importable here.
+locked = _locks.locked
+remove_unheld_lock = _locks.remove_unheld
 
 
 def new_temp(folder):
@@ -97,7 +56,7 @@ def new_temp(folder):
             fd = os.open(path, flags, 0o666)
         except FileExistsError:
             continue
-        _flock(fd)
+        _locks.flock(fd)
         return fd, path
 
 
@@ -128,14 +87,7 @@ def is_stale_temp(path, now=None) -> bool:
     if pid == os.getpid() or _pid_alive(pid):
         return False
     # The writer is gone: the file is stale unless a child it forked still holds the lock.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        return _flock(fd, blocking=False)
-    finally:
-        os.close(fd)
+    return _locks.unheld(path)
 
 
 _cleaned: set = set()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import errno
 import glob
 import os
 import time
 
-try:
-    import fcntl
-except ImportError:  # not POSIX
-    fcntl = None  # type: ignore[assignment]
+from ppwebdataset import _locks
 
 
 def keep_most_recent_files(pattern, maxsize=int(1e12), maxfiles=1000, debug=False):
@@ -43,29 +39,19 @@ def keep_most_recent_files(pattern, maxsize=int(1e12), maxfiles=1000, debug=Fals
 
 
 class ExclusiveLock:
-    """A non-blocking exclusive lock on a file (``flock``)."""
+    """A non-blocking exclusive lock on a file (``flock``, through :mod:`ppwebdataset._locks`)."""
 
     def __init__(self, lockfile):
         self.lockfile = lockfile
-        self.lock = None
+        self.lock = None  # the open descriptor while held
 
     def try_lock(self):
-        self.lock = open(self.lockfile, "a")
-        if fcntl is None:
-            return True
-        try:
-            fcntl.flock(self.lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError as e:
-            self.lock.close()
-            self.lock = None
-            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                return False
-            raise
+        self.lock = _locks.try_lock_file(self.lockfile)
+        return self.lock is not None
 
     def release_lock(self):
         if self.lock is not None:
-            self.lock.close()
+            os.close(self.lock)
             self.lock = None
 
 

@@ -28,7 +28,7 @@ import urllib.request
 from collections import deque
 from urllib.parse import urlparse
 
-from ppwebdataset import _download, _settings
+from ppwebdataset import _download, _locks, _settings
 from ppwebdataset.errors import PpwdsError
 from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of  # noqa: F401 - pipe_allowed kept importable
 
@@ -59,7 +59,7 @@ class ULockFile:
         self._held = None
 
     def __enter__(self):
-        self._held = _download.locked(self.lockfile_path)
+        self._held = _locks.locked(self.lockfile_path)
         self._held.__enter__()
         return self
 

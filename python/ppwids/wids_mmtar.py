@@ -8,16 +8,13 @@ data returned for other members.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
 
+from ppwebdataset import _locks
 from ppwebdataset._core import ShardIndex
-
-try:
-    import fcntl
-except ImportError:  # not POSIX
-    fcntl = None  # type: ignore[assignment]
 
 
 class MMIndexedTar:
@@ -117,18 +114,14 @@ def keep_while_reading(fname, fd, phase, delay=0.0):
     """
     if delay != 0.0:
         raise ValueError("delay is not supported")
-    if fd < 0 or fname is None or fcntl is None:
+    if fd < 0 or fname is None or not _locks.AVAILABLE:
         return
     if phase == "start":
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        _locks.flock(fd, shared=True)
     elif phase == "end":
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(fname)
-        except FileNotFoundError:
-            pass
-        except BlockingIOError:
-            pass
+        if _locks.flock(fd, blocking=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fname)
     else:
         raise ValueError(f"Unknown phase {phase}")
 
