@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ppwebdataset import _settings
-from ppwebdataset._core import ShardIndex
+from ppwebdataset._core import ShardIndex, is_meta
 from ppwebdataset.errors import ShardError, ShardIndexError
 from ppwebdataset.gopen import local_path
 from ppwebdataset.utils import paddle_rank_info
@@ -80,7 +80,11 @@ _SPLIT = re.compile(r"^((?:.*/)?.*?)(\..*)$", re.DOTALL)
 
 def splitname(fname):
     """``(key, extension)`` the wids way: the key runs to the first dot of the basename,
-    the extension keeps its dot (``"a/b.seg.jpg"`` → ``("a/b", ".seg.jpg")``)."""
+    the extension keeps its dot (``"a/b.seg.jpg"`` → ``("a/b", ".seg.jpg")``).
+
+    The same split as the shard index (``wids_split`` in the core's ``index.rs``) and, where
+    streaming splits a name at all, streaming's key with a dot before its extension
+    (tests/ppwids/test_wids_keys.py checks both on generated names)."""
     m = _SPLIT.match(fname)
     if m is None:
         raise ValueError(f"file name {fname!r} has no extension")
@@ -88,12 +92,14 @@ def splitname(fname):
 
 
 def group_by_key(names):
-    """Indices of ``names`` grouped into samples of adjacent equal keys (names without a dot are skipped)."""
+    """Indices of ``names`` grouped into samples of adjacent equal keys, as the shard index
+    groups a tar: names without a dot and metadata members (``__name__``, ``__dir__/...``,
+    the core's ``is_meta``, also used by streaming) join no sample."""
     groups = []
     last_key = None
     current: list = []
     for i, fname in enumerate(names):
-        if "." not in fname:
+        if "." not in fname or is_meta(fname):
             continue
         key, _ = splitname(fname)
         if key != last_key:
