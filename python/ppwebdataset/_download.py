@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import secrets
 import socket
@@ -116,6 +117,42 @@ def clean_stale_temps(folder, *, again=False) -> list:
                 os.unlink(entry.path)
                 removed.append(entry.path)
     return removed
+
+
+#: Bytes of a file's start that :func:`probe_tar_start` hands to the core.
+PROBE_BYTES = 64 << 10
+
+
+def probe_tar_start(head: bytes, whole: bool) -> tuple[bool, bool]:
+    """``(compressed, starts_as_tar)`` for the first bytes of a file, as the core reads them.
+
+    The core's reader decides both: which compression it undoes (gzip, bzip2, xz) and
+    whether the first tar header is valid (checksum, fields). Only damage at the very
+    start counts against the file; ``head`` ending mid-archive is expected unless it is
+    the ``whole`` file, which then needs at least one complete header.
+    """
+    from ._core import TarSampleReader
+    from .errors import CorruptShardError, ShardError, TruncatedShardError
+
+    if not head:
+        return False, False
+    reader = TarSampleReader(io.BytesIO(head), "<probe>", group=False)
+    compressed = reader.compressed
+    try:
+        while reader.next_batch():
+            pass
+    except CorruptShardError as exn:
+        if not exn.offset:
+            return compressed, False
+    except TruncatedShardError as exn:
+        # No member named: the data ended before the first header was complete.
+        if whole and not exn.offset and exn.member is None:
+            return compressed, False
+    except ShardError:
+        pass  # cut short by the probe, or a member the reader refuses: still a tar
+    finally:
+        reader.close()
+    return compressed, True
 
 
 def check_complete_shard(path, url=None):

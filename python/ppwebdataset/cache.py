@@ -122,46 +122,42 @@ def _busy_paths():
 # ---------------------------------------------------------------------------
 
 
-def _tar_checksum_ok(block: bytes) -> bool:
-    field = block[148:156].replace(b"\0", b" ").strip()
-    if not field:
-        return False
-    try:
-        stored = int(field, 8)
-    except ValueError:
-        return False
-    spaced = block[:148] + b" " * 8 + block[156:512]
-    unsigned = sum(spaced)
-    signed = sum(b - 256 if b > 127 else b for b in spaced)
-    return stored in (unsigned, signed)
+# Labels for compressed data. Whether a file is compressed (gzip, bzip2, xz) and whether
+# a tar header starts it is the core's decision (_download.probe_tar_start); these
+# magic numbers only name what it found, and zstd, which the core does not read.
+_COMPRESSED_LABELS = (
+    (b"\x1f\x8b", "gzip compressed data"),
+    (b"BZh", "bzip2 compressed data"),
+    (b"\xfd7zXZ\x00", "XZ compressed data"),
+    (b"\x28\xb5\x2f\xfd", "Zstandard compressed data"),
+)
+
+
+def _sniff(fname: str) -> tuple[str, bool]:
+    """``(kind, is_tar)`` of a local file: a ``file(1)``-style label, and whether the core
+    reads a tar (plain or compressed) at its start."""
+    with open(fname, "rb") as f:
+        head = f.read(_download.PROBE_BYTES)
+    if not head:
+        return "empty", False
+    compressed, is_tar = _download.probe_tar_start(head, whole=len(head) < _download.PROBE_BYTES)
+    label = next((name for magic, name in _COMPRESSED_LABELS if head.startswith(magic)), None)
+    if compressed or label is not None:
+        return label or "compressed data", is_tar and compressed
+    if not is_tar:
+        return "data", False
+    if not any(head[:1024]):
+        return "tar archive (empty)", True
+    if head[257:263] == b"ustar\x00":
+        return "POSIX tar archive", True
+    if head[257:265] == b"ustar  \x00":
+        return "POSIX tar archive (GNU)", True
+    return "tar archive (V7)", True
 
 
 def magic_filetype(fname: str) -> str:
     """Describe a file from its first bytes, in the style of ``file(1)``: ``"<fname>: <type>"``."""
-    with open(fname, "rb") as f:
-        head = f.read(1024)
-    block = head[:512]
-    if not head:
-        kind = "empty"
-    elif head.startswith(b"\x1f\x8b"):
-        kind = "gzip compressed data"
-    elif head.startswith(b"BZh"):
-        kind = "bzip2 compressed data"
-    elif head.startswith(b"\xfd7zXZ\x00"):
-        kind = "XZ compressed data"
-    elif head.startswith(b"\x28\xb5\x2f\xfd"):
-        kind = "Zstandard compressed data"
-    elif len(block) == 512 and block[257:263] == b"ustar\x00":
-        kind = "POSIX tar archive"
-    elif len(block) == 512 and block[257:265] == b"ustar  \x00":
-        kind = "POSIX tar archive (GNU)"
-    elif len(block) == 512 and _tar_checksum_ok(block):
-        kind = "tar archive (V7)"
-    elif len(head) == 1024 and not any(head):
-        kind = "tar archive (empty)"
-    else:
-        kind = "data"
-    return f"{fname}: {kind}"
+    return f"{fname}: {_sniff(fname)[0]}"
 
 
 def get_filetype(fname: str) -> str:
@@ -172,9 +168,9 @@ def get_filetype(fname: str) -> str:
 
 
 def check_tar_format(fname: str) -> bool:
-    """True for a tar archive or a gzip/bzip2-compressed file (a compressed tar)."""
-    kind = magic_filetype(fname).rsplit(": ", 1)[-1].lower()
-    return "tar archive" in kind or kind in ("gzip compressed data", "bzip2 compressed data")
+    """True when a tar archive starts the file, plain or compressed (gzip, bzip2, xz), as the
+    core reads it: a valid first header, not just the right magic bytes."""
+    return _sniff(fname)[1]
 
 
 # ---------------------------------------------------------------------------
