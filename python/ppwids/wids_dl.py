@@ -1,8 +1,10 @@
 """Downloading remote shards and descriptors into a local cache.
 
-Nothing here builds a shell command from a URL: http(s) and ftp go through
-``urllib``, ``gs://`` and ``s3://`` run ``gsutil`` / ``aws`` with an argument
-list. ``pipe:`` URLs are shell commands: the user's own run as in wids, but one
+Remote URLs are read through the streaming side's opener (:func:`ppwebdataset.gopen.gopen`):
+one HTTP stack for both packages (curl with ``CURL_OPTIONS``: its retries, ``-f`` so an HTTP
+error is an error, the ``hf:`` token on curl's stdin), the same ``GOPEN_REWRITE``,
+``USE_AIS_FOR`` and ``gopen_schemes`` entries, and every program run with an argument list,
+never a shell. ``pipe:`` URLs are shell commands: the user's own run as in wids, but one
 read from a remote descriptor is refused unless ``PPWDS_ALLOW_PIPE=1`` is set.
 
 Every download goes to a unique temporary file next to its destination and is
@@ -16,27 +18,27 @@ killed processes.
 
 from __future__ import annotations
 
-import http.client
+import importlib
+import io
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from urllib.parse import urlparse
 
 from ppwebdataset import _download, _locks, _settings
-from ppwebdataset.errors import PpwdsError
+from ppwebdataset.errors import PpwdsError, UnsafeOperationError
 from ppwebdataset.gopen import local_path, pipe_allowed, scheme_of  # noqa: F401 - pipe_allowed kept importable
+
+# The module (the package attribute ``ppwebdataset.gopen`` is the function); calls go through
+# it so that a patched ``gopen.gopen`` or ``gopen_schemes`` entry is used here as well.
+_gopen = importlib.import_module("ppwebdataset.gopen")
 
 #: ``(url, local, end time, seconds)`` of recent downloads in this process.
 recent_downloads: deque = deque(maxlen=1000)
-
-#: Seconds without data before an http(s)/ftp download is abandoned.
-TIMEOUT = _settings.env_float("WIDS_DOWNLOAD_TIMEOUT", 300.0)
 
 
 class DownloadError(PpwdsError, OSError):
@@ -72,16 +74,34 @@ def _fail(url, what):
     return DownloadError(f"cannot download {url}: {what}", url=url)
 
 
-def http_download(remote, local):
-    """Fetch an http(s)/ftp URL with urllib (redirects followed, HTTP errors raised)."""
-    request = urllib.request.Request(remote, headers={"User-Agent": "ppwids"})
+def _open_remote(url):
+    """``url`` opened for reading by gopen; ftp (which gopen, like webdataset, has no entry
+    for) through the same curl call."""
+    if scheme_of(url) == "ftp" and "ftp" not in _gopen.gopen_schemes:
+        return _gopen.gopen_curl(url, "rb")
+    return _gopen.gopen(url, "rb")
+
+
+def _copy_remote(url, out):
+    """Copy ``url`` into the binary file ``out``; a failure is a :class:`DownloadError`."""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response, open(local, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
-    except urllib.error.HTTPError as e:
-        raise _fail(remote, f"HTTP error {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-        raise _fail(remote, getattr(e, "reason", e)) from e
+        with _open_remote(url) as stream:
+            while True:  # to the end: the end of data is where a failed transfer raises
+                data = stream.read(1 << 20)
+                if not data:
+                    break
+                out.write(data)
+    except UnsafeOperationError:
+        raise
+    except (OSError, ValueError) as e:
+        what = str(e)
+        raise _fail(url, what[len(url) + 2 :] if what.startswith(url + ": ") else what) from e
+
+
+def http_download(remote, local):
+    """Fetch a remote URL (http(s), ftp, or any scheme gopen opens) into ``local``."""
+    with open(local, "wb") as out:
+        _copy_remote(remote, out)
 
 
 def run_download_command(argv, remote):
@@ -95,12 +115,8 @@ def run_download_command(argv, remote):
         raise _fail(remote, f"{argv[0]} exited with status {result.returncode}: {err}")
 
 
-def gs_download(remote, local):
-    run_download_command(["gsutil", "-q", "cp", remote, local], remote)
-
-
-def s3_download(remote, local):
-    run_download_command(["aws", "s3", "cp", "--only-show-errors", remote, local], remote)
+# gs: and s3: go through gopen too (gsutil / aws with an argument list, or ais under USE_AIS_FOR).
+gs_download = s3_download = http_download
 
 
 def pipe_download(remote, local):
@@ -161,10 +177,16 @@ def url_scheme(url: str) -> str:
     return scheme_of(url) or "posixpath"
 
 
+def _gopen_opens(scheme) -> bool:
+    return scheme != "__default__" and (scheme in _gopen.gopen_schemes or scheme in _gopen._ais_schemes())
+
+
 def _resolve_handler(remote, handlers):
     handlers = default_cmds if handlers is None else handlers
     schema = url_scheme(remote)
     handler = handlers.get(schema)
+    if handler is None and handlers is default_cmds and _gopen_opens(schema):
+        handler = http_download  # hf:, htgs:, ais:, sftp: ... : whatever gopen opens
     if handler is None:
         raise _fail(remote, f"unknown URL scheme {schema!r}")
     if isinstance(handler, str):
@@ -249,16 +271,10 @@ def fetch_bytes(url) -> bytes:
     if path is not None:
         with open(path, "rb") as f:
             return f.read()
-    scheme = url_scheme(url)
-    if scheme in ("http", "https", "ftp"):
-        request = urllib.request.Request(url, headers={"User-Agent": "ppwids"})
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return response.read()
-        except urllib.error.HTTPError as e:
-            raise _fail(url, f"HTTP error {e.code} {e.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
-            raise _fail(url, getattr(e, "reason", e)) from e
+    if _resolve_handler(url, None) is http_download:
+        out = io.BytesIO()
+        _copy_remote(url, out)
+        return out.getvalue()
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmpdir:

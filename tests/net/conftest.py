@@ -46,12 +46,14 @@ def endless_tar_member(i: int, size: int) -> bytes:
 
 
 class Server:
-    """Routes: ``files`` (path -> bytes), ``/slow/...`` (an endless tar stream), else 404."""
+    """Routes: ``files`` (path -> bytes, after ``failures[path]`` 503 replies), ``/slow/...``
+    (an endless tar stream), else 404."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.hits: dict[str, int] = {}
         self.headers: dict[str, dict[str, str]] = {}
+        self.failures: dict[str, int] = {}  # path -> how many requests get a 503 first
         self.delay = 0.0
         self.lock = threading.Lock()
         outer = self
@@ -77,6 +79,13 @@ class Server:
                             self.wfile.write(endless_tar_member(i, 60000))
                             self.wfile.flush()
                             time.sleep(0.01)
+                        return
+                    with outer.lock:
+                        fail = outer.failures.get(path, 0)
+                        if fail:
+                            outer.failures[path] = fail - 1
+                    if fail:
+                        self.send_error(503, "try again")
                         return
                     data = outer.files.get(path)
                     if data is None:
