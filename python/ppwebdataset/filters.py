@@ -432,21 +432,14 @@ def _log_keys(data, logfile=None):
     if logfile is None or logfile == "":
         yield from data
         return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: lines are short appends anyway
-        fcntl = None
+    from . import _locks  # not POSIX: no lock, but lines are short appends anyway
+
     with open(logfile, "a") as stream:
         for i, sample in enumerate(data):
             line = f"{i}\t{sample.get('__worker__')}\t{sample.get('__rank__')}\t{sample.get('__key__')}\n"
-            if fcntl is not None:
-                fcntl.flock(stream.fileno(), fcntl.LOCK_EX)
-            try:
+            with _locks.holding(stream.fileno()):
                 stream.write(line)
                 stream.flush()
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(stream.fileno(), fcntl.LOCK_UN)
             yield sample
 
 

@@ -124,11 +124,6 @@ def test_holding_locks_an_open_file_for_a_block(tmp_path):
     assert _locks.unheld(str(path))
 
 
-# ppwebdataset/filters.py (log_keys) still takes its own flock: that module is being split
-# (issue 12, item 5); it moves to _locks.holding after the split.
-_PENDING = {"python/ppwebdataset/filters.py"}
-
-
 def test_flock_is_called_only_from_the_lock_module():
     callers = set()
     for path in sorted((ROOT / "python").rglob("*.py")):
@@ -141,4 +136,4 @@ def test_flock_is_called_only_from_the_lock_module():
                 and node.value.id == "fcntl"
             ):
                 callers.add(path.relative_to(ROOT).as_posix())
-    assert callers - _PENDING == {"python/ppwebdataset/_locks.py"}
+    assert callers == {"python/ppwebdataset/_locks.py"}
