@@ -223,6 +223,16 @@ class Pipe:
             self.wait_for_child()
         return data
 
+    def read1(self, size=-1):
+        if size == 0:
+            return b""
+        data = self.stream.read1(size)
+        if data:
+            self.check_status()
+        else:
+            self.wait_for_child()
+        return data
+
     def readinto(self, buf):
         if memoryview(buf).nbytes == 0:
             return 0

@@ -25,6 +25,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from urllib.parse import urlparse
@@ -82,16 +83,58 @@ def _open_remote(url):
     return _gopen.gopen(url, "rb")
 
 
+# A download that receives nothing for this long is given up (the child is stopped), so a
+# stalled server cannot hang a dataset access forever.
+TIMEOUT = _settings.env_float("WIDS_DOWNLOAD_TIMEOUT", 300.0)
+
+
+class _Stall:
+    """Watches a download's progress; stops the child when no data arrived for ``timeout`` s."""
+
+    def __init__(self, stream, timeout):
+        self.stream, self.timeout = stream, timeout
+        self.last = time.monotonic()
+        self.fired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        if hasattr(self.stream, "_stop") and self.timeout and self.timeout > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+
+    def _watch(self):
+        while not self._done.wait(min(1.0, self.timeout)):
+            if time.monotonic() - self.last > self.timeout:
+                self.fired = True
+                self.stream._stop()
+                return
+
+
 def _copy_remote(url, out):
     """Copy ``url`` into the binary file ``out``; a failure is a :class:`DownloadError`."""
     try:
-        with _open_remote(url) as stream:
-            while True:  # to the end: the end of data is where a failed transfer raises
-                data = stream.read(1 << 20)
-                if not data:
-                    break
-                out.write(data)
+        with _open_remote(url) as stream, _Stall(stream, TIMEOUT) as stall:
+            read = getattr(stream, "read1", stream.read)  # read1: progress is seen per chunk
+            try:
+                while True:  # to the end: the end of data is where a failed transfer raises
+                    data = read(1 << 20)
+                    if not data:
+                        break
+                    stall.last = time.monotonic()
+                    out.write(data)
+            except (OSError, ValueError):
+                if stall.fired:
+                    raise _fail(url, f"no data for {TIMEOUT:g} s (WIDS_DOWNLOAD_TIMEOUT)") from None
+                raise
+            if stall.fired:
+                raise _fail(url, f"no data for {TIMEOUT:g} s (WIDS_DOWNLOAD_TIMEOUT)")
     except UnsafeOperationError:
+        raise
+    except DownloadError:
         raise
     except (OSError, ValueError) as e:
         what = str(e)
