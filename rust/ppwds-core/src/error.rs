@@ -174,3 +174,43 @@ impl std::error::Error for Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_map_to_kinds_without_a_made_up_offset() {
+        let cut = Error::from(io::Error::from(io::ErrorKind::UnexpectedEof));
+        assert!(matches!(cut.kind, ErrorKind::Truncated(_)) && cut.offset.is_none());
+        let bad = Error::io(io::Error::new(io::ErrorKind::InvalidData, "crc"), 7);
+        assert!(matches!(bad.kind, ErrorKind::Decompress(_)) && bad.offset == Some(7));
+        let gone = Error::from(io::Error::from(io::ErrorKind::NotFound));
+        assert!(matches!(gone.kind, ErrorKind::Io(_)));
+        assert!(!gone.to_string().contains("offset"));
+    }
+
+    #[test]
+    fn external_errors_come_back_by_downcasting() {
+        #[derive(Debug)]
+        struct Mine;
+        impl fmt::Display for Mine {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("mine")
+            }
+        }
+        impl std::error::Error for Mine {}
+        let err = Error::from(ErrorKind::External(Box::new(Mine))).with_member(b"a.txt");
+        assert_eq!(err.to_string(), "mine, member \"a.txt\"");
+        match err.kind {
+            ErrorKind::External(e) => assert!(e.downcast::<Mine>().is_ok()),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn panics_keep_their_message() {
+        let err = Error::panicked(std::panic::catch_unwind(|| panic!("at {}", 3)).unwrap_err());
+        assert!(matches!(&err.kind, ErrorKind::Panicked(m) if m == "at 3"));
+    }
+}
