@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Decompress(String),
     /// Anything else (index/format level problems).
     Invalid(String),
+    /// A value that cannot be stored in a tar header (writing).
+    InvalidMember(String),
     /// An image could not be decoded or transformed.
     Image(String),
     /// An error from outside the core (a caller's name filter, stream or decoder hook):
@@ -103,6 +105,7 @@ impl Error {
             ErrorKind::DuplicateMember { .. } => "duplicate",
             ErrorKind::Decompress(_) => "decompress",
             ErrorKind::Invalid(_) => "invalid",
+            ErrorKind::InvalidMember(_) => "invalid-member",
             ErrorKind::Image(_) => "image",
             ErrorKind::External(_) => "external",
             ErrorKind::Panicked(_) => "panic",
@@ -122,7 +125,7 @@ impl Error {
                 )
             }
             ErrorKind::Decompress(s) => format!("corrupt compressed stream: {s}"),
-            ErrorKind::Invalid(s) | ErrorKind::Image(s) => s.clone(),
+            ErrorKind::Invalid(s) | ErrorKind::InvalidMember(s) | ErrorKind::Image(s) => s.clone(),
             ErrorKind::External(e) => e.to_string(),
             ErrorKind::Panicked(s) => format!("internal error (please report it): {s}"),
         }
@@ -149,6 +152,28 @@ impl From<io::Error> for Error {
             _ => ErrorKind::Io(err),
         };
         kind.into()
+    }
+}
+
+/// For `Write`/`Read` adapters: an I/O error at no known place comes back as itself.
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        match err {
+            Error {
+                kind: ErrorKind::Io(e),
+                offset: None,
+                member: None,
+            } => e,
+            err => {
+                let kind = match &err.kind {
+                    ErrorKind::Io(e) => e.kind(),
+                    ErrorKind::Truncated(_) => io::ErrorKind::UnexpectedEof,
+                    ErrorKind::InvalidMember(_) => io::ErrorKind::InvalidInput,
+                    _ => io::ErrorKind::InvalidData,
+                };
+                io::Error::new(kind, err)
+            }
+        }
     }
 }
 
@@ -206,6 +231,17 @@ mod tests {
             ErrorKind::External(e) => assert!(e.downcast::<Mine>().is_ok()),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn errors_become_io_errors_for_adapters() {
+        let unfit = io::Error::from(Error::from(ErrorKind::InvalidMember("too long".into())));
+        assert_eq!(
+            (unfit.kind(), unfit.to_string()),
+            (io::ErrorKind::InvalidInput, "too long".into())
+        );
+        let raw = io::Error::from(Error::from(io::Error::from(io::ErrorKind::BrokenPipe)));
+        assert!(raw.get_ref().is_none() && raw.kind() == io::ErrorKind::BrokenPipe);
     }
 
     #[test]
