@@ -22,6 +22,7 @@ __all__ = [
     "decode_images",
     "start_decode_images",
     "_panic_guard_selftest",
+    "_error_classes",
 ]
 
 _StrPath = str | os.PathLike[str]
@@ -214,3 +215,6 @@ class ImageJob:
 def _panic_guard_selftest(url: str) -> None:
     """Test hook: panics inside the binding's guard, which must raise ``CorruptShardError``
     naming ``url`` (never pyo3's ``PanicException``)."""
+
+def _error_classes() -> list[str]:
+    """Test hook: the ``ppwebdataset.errors`` classes the binding raises, by name."""

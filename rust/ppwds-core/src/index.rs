@@ -299,12 +299,11 @@ pub struct Duplicate {
 fn check_uncompressed(head: &[u8]) -> Result<()> {
     match Compression::detect(head) {
         Compression::None => Ok(()),
-        other => Err(Error::new(
-            ErrorKind::Unsupported(format!(
-                "{other:?}-compressed shards cannot be indexed for random access; decompress them first"
-            )),
-            0,
-        )),
+        // A property of the whole file, not of a position in it.
+        other => Err(ErrorKind::Unsupported(format!(
+            "{other:?}-compressed shards cannot be indexed for random access; decompress them first"
+        ))
+        .into()),
     }
 }
 
@@ -605,11 +604,7 @@ pub struct ShardIndex {
 }
 
 fn io_error(e: std::io::Error) -> Error {
-    Error {
-        kind: ErrorKind::Io(e),
-        offset: None,
-        member: None,
-    }
+    ErrorKind::Io(e).into()
 }
 
 /// Writes `bytes` to `path` through a unique temporary file and a rename, so readers

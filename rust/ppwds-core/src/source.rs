@@ -247,12 +247,13 @@ impl Read for MultiMember {
     }
 }
 
-/// A decompressor supplied by the caller for formats the core does not decode itself (xz).
-pub type ExtraDecoder<'a> = &'a dyn Fn(Compression, DynRead) -> Option<DynRead>;
+/// A decompressor supplied by the caller for formats the core does not decode itself (xz):
+/// `Ok(None)` when it has none, an error (e.g. [`ErrorKind::External`]) when starting it failed.
+pub type ExtraDecoder<'a> = &'a dyn Fn(Compression, DynRead) -> Result<Option<DynRead>>;
 
 /// Wraps a raw source: peeks the magic bytes and inserts a decompressor when needed.
 pub fn tar_stream(raw: DynRead) -> Result<(TarStream, Compression)> {
-    tar_stream_with(raw, &|_, _| None)
+    tar_stream_with(raw, &|_, _| Ok(None))
 }
 
 /// Like [`tar_stream`], asking `extra` for decoders of formats not built in.
@@ -261,7 +262,8 @@ pub fn tar_stream_with(
     extra: ExtraDecoder<'_>,
 ) -> Result<(TarStream, Compression)> {
     let mut head = [0u8; 6];
-    let n = read_up_to(&mut raw, &mut head).map_err(|e| Error::io(e, 0))?;
+    // Somewhere in the first bytes: no exact position to report.
+    let n = read_up_to(&mut raw, &mut head).map_err(Error::from)?;
     let compression = Compression::detect(&head[..n]);
     let rejoined: DynRead = Box::new(Cursor::new(head[..n].to_vec()).chain(raw));
     let inner: DynRead = match compression {
@@ -269,13 +271,13 @@ pub fn tar_stream_with(
         Compression::Gzip | Compression::Bzip2 => Box::new(Decompressed {
             inner: MultiMember::new(compression == Compression::Gzip, PeekBuf::new(rejoined)),
         }),
-        Compression::Xz => match extra(Compression::Xz, rejoined) {
+        Compression::Xz => match extra(Compression::Xz, rejoined)? {
             Some(decoder) => Box::new(Decompressed { inner: decoder }),
             None => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported("xz-compressed shard (no xz decoder available)".into()),
-                    0,
-                ))
+                return Err(ErrorKind::Unsupported(
+                    "xz-compressed shard (no xz decoder available)".into(),
+                )
+                .into())
             }
         },
     };
@@ -284,6 +286,6 @@ pub fn tar_stream_with(
 
 /// Opens a local file as a tar stream.
 pub fn open_path(path: &Path) -> Result<(TarStream, Compression)> {
-    let file = File::open(path).map_err(|e| Error::new(ErrorKind::Io(e), 0))?;
+    let file = File::open(path).map_err(|e| Error::from(ErrorKind::Io(e)))?;
     tar_stream(Box::new(file))
 }

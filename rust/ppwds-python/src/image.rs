@@ -5,8 +5,11 @@ use ppwds_core::image::{decode_many, CropAt, Filter, Image, ImageResult, Mode, T
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyTuple};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
+
+use crate::errors::{internal, release};
+
+const PANICKED: &str = "native image decoder panicked";
 
 /// Checks the arguments shared by `decode_images` and `start_decode_images`.
 fn plan(
@@ -76,7 +79,7 @@ fn to_python<'py>(
                     ],
                 )?)?;
             }
-            Err(e) => out.append(e.0)?,
+            Err(e) => out.append(e.reason())?,
         }
     }
     Ok(out)
@@ -104,13 +107,8 @@ pub fn decode_images<'py>(
     let (mode, transforms) = plan(items.len(), mode, resize, crop, seeds, filter)?;
     let slices: Vec<&[u8]> = items.iter().map(|b| b.as_bytes()).collect();
     // The bytes objects stay alive (and immutable) in `items` while the GIL is released.
-    let results = py
-        .detach(|| {
-            catch_unwind(AssertUnwindSafe(|| {
-                decode_many(&slices, mode, &transforms, threads)
-            }))
-        })
-        .map_err(|_| PyRuntimeError::new_err("native image decoder panicked"))?;
+    let results = release(py, || Ok(decode_many(&slices, mode, &transforms, threads)))
+        .map_err(|e| internal(PANICKED, e))?;
     to_python(py, results)
 }
 
@@ -128,9 +126,8 @@ impl PyImageJob {
             .handle
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("ImageJob.result() was already called"))?;
-        let results = py
-            .detach(|| handle.join())
-            .map_err(|_| PyRuntimeError::new_err("native image decoder panicked"))?;
+        let results = release(py, || handle.join().map_err(ppwds_core::Error::panicked))
+            .map_err(|e| internal(PANICKED, e))?;
         to_python(py, results)
     }
 }

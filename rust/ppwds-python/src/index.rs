@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use ppwds_core::index::{IndexSource, Member, OpenOptions, ShardIndex};
-use ppwds_core::{Error, ErrorKind};
-use pyo3::exceptions::{
-    PyFileNotFoundError, PyIndexError, PyIsADirectoryError, PyOSError, PyPermissionError,
-    PyValueError,
-};
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
@@ -30,44 +26,6 @@ fn decode_name<'py>(py: Python<'py>, name: &[u8]) -> PyResult<Bound<'py, PyStrin
             Ok(b.call_method1("decode", ("utf-8", "surrogateescape"))?
                 .cast_into::<PyString>()?)
         }
-    }
-}
-
-/// A core error from opening a shard as a Python exception. OS errors keep their
-/// errno and class (`FileNotFoundError`, `PermissionError`, ...) and name the file.
-fn open_error(py: Python<'_>, err: Error, url: &str, path: &std::path::Path) -> PyErr {
-    let Error {
-        kind,
-        offset,
-        member,
-    } = err;
-    match kind {
-        ErrorKind::Io(io) => {
-            let errno = io.raw_os_error().unwrap_or(0);
-            let args = (
-                errno,
-                format!("{io} (shard {url:?})"),
-                path.to_string_lossy().into_owned(),
-            );
-            match io.kind() {
-                std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(args),
-                std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(args),
-                std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(args),
-                _ => PyOSError::new_err(args),
-            }
-        }
-        kind => to_pyerr(
-            py,
-            Error {
-                kind,
-                offset,
-                member,
-            },
-            &ShardContext {
-                url,
-                compressed: false,
-            },
-        ),
     }
 }
 
@@ -100,23 +58,15 @@ fn read_member_bytes<'py>(
     let buf = unsafe {
         std::slice::from_raw_parts_mut(ffi::PyBytes_AsString(obj.as_ptr()) as *mut u8, len as usize)
     };
-    let result = if m.size >= DETACH_READ {
+    let ctx = ShardContext::new(url);
+    if m.size >= DETACH_READ {
         let m = *m;
-        crate::errors::detach(py, || shard.read_member_into(&m, buf))
-            .map_err(|p| p.into_pyerr(py, url))?
+        crate::errors::detach(py, &ctx, || shard.read_member_into(&m, buf))?;
     } else {
-        shard.read_member_into(m, buf)
-    };
-    result.map_err(|e| {
-        to_pyerr(
-            py,
-            e,
-            &ShardContext {
-                url,
-                compressed: false,
-            },
-        )
-    })?;
+        shard
+            .read_member_into(m, buf)
+            .map_err(|e| to_pyerr(py, e, &ctx))?;
+    }
     Ok(obj.cast_into::<PyBytes>()?)
 }
 
@@ -192,9 +142,11 @@ impl PyShardIndex {
         let url = url.unwrap_or_else(|| path.to_string_lossy().into_owned());
         let opts = OpenOptions { sidecar };
         let p = path.clone();
-        let opened = crate::errors::detach(py, move || ShardIndex::open(&p, &opts))
-            .map_err(|p| p.into_pyerr(py, &url))?;
-        let shard = opened.map_err(|e| open_error(py, e, &url, &path))?;
+        let ctx = ShardContext {
+            path: Some(&path),
+            ..ShardContext::new(&url)
+        };
+        let shard = crate::errors::detach(py, &ctx, move || ShardIndex::open(&p, &opts))?;
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
             url,
@@ -262,10 +214,7 @@ impl PyShardIndex {
         let first = shard.duplicates().first().map(|d| d.sample as usize);
         match first.and_then(|i| shard.duplicate_error(i)) {
             Some(err) => {
-                let ctx = ShardContext {
-                    url: &self.url,
-                    compressed: false,
-                };
+                let ctx = ShardContext::new(&self.url);
                 Err(to_pyerr(py, err, &ctx))
             }
             None => Ok(()),
@@ -336,16 +285,10 @@ impl PyShardIndex {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
         if let Some(err) = shard.duplicate_error(j) {
-            let ctx = ShardContext {
-                url: &self.url,
-                compressed: false,
-            };
+            let ctx = ShardContext::new(&self.url);
             return Err(to_pyerr(py, err, &ctx));
         }
-        let ctx = ShardContext {
-            url: &self.url,
-            compressed: false,
-        };
+        let ctx = ShardContext::new(&self.url);
         // One read for the whole sample when it is small (the usual case), else one per member.
         let span = SPAN.with(
             |cell| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {

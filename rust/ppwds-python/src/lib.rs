@@ -34,7 +34,15 @@ fn is_meta(name: &str) -> bool {
 /// naming the shard, not pyo3's `PanicException`).
 #[pyfunction]
 fn _panic_guard_selftest(py: Python<'_>, url: &str) -> PyResult<()> {
-    errors::detach(py, || panic!("deliberate panic (self-test)")).map_err(|p| p.into_pyerr(py, url))
+    errors::detach(py, &errors::ShardContext::new(url), || -> Result<(), _> {
+        panic!("deliberate panic (self-test)")
+    })
+}
+
+/// The `ppwebdataset.errors` classes the binding raises (a test checks that they exist).
+#[pyfunction]
+fn _error_classes() -> Vec<&'static str> {
+    errors::CLASSES.to_vec()
 }
 
 #[pymodule(gil_used = false)]
@@ -52,5 +60,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(image::start_decode_images, m)?)?;
     m.add_class::<image::PyImageJob>()?;
     m.add_function(wrap_pyfunction!(_panic_guard_selftest, m)?)?;
+    m.add_function(wrap_pyfunction!(_error_classes, m)?)?;
     Ok(())
 }

@@ -17,6 +17,8 @@ use ppwds_core::{Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::errors::{to_pyerr, ShardContext};
+
 /// Severity of a finding: errors mean the shard is damaged or will fail to read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -210,7 +212,7 @@ impl Extensions {
 
 fn scan(path: &std::path::Path, opts: &Options) -> Result<Report, Error> {
     let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::new(ErrorKind::Io(e), 0))?
+        .map_err(|e| Error::from(ErrorKind::Io(e)))?
         .len();
     let (mut stream, compression) = open_path(path)?;
     let mut rep = Report {
@@ -529,33 +531,20 @@ pub fn lint_shard(
     };
     let p = path.clone();
     // A reader bug must show up as a finding for this shard, not end the whole lint run.
-    let scanned = py.detach(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(&p, &opts))).unwrap_or_else(
-            |panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(Error::new(
-                    ErrorKind::Invalid(format!("internal reader error (please report): {what}")),
-                    0,
-                ))
-            },
-        )
-    });
-    let rep = match scanned {
+    let rep = match crate::errors::release(py, move || scan(&p, &opts)) {
         Ok(r) => r,
-        Err(Error {
-            kind: ErrorKind::Io(io),
-            ..
-        }) => {
-            let args = (
-                io.raw_os_error().unwrap_or(0),
-                io.to_string(),
-                path.to_string_lossy().into_owned(),
-            );
-            return Err(pyo3::exceptions::PyOSError::new_err(args));
+        Err(
+            e @ Error {
+                kind: ErrorKind::Io(_),
+                ..
+            },
+        ) => {
+            let url = path.to_string_lossy();
+            let ctx = ShardContext {
+                path: Some(&path),
+                ..ShardContext::new(&url)
+            };
+            return Err(to_pyerr(py, e, &ctx));
         }
         // Opening found damage before any header (e.g. unsupported compression): a finding.
         Err(e) => {

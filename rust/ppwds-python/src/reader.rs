@@ -14,7 +14,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PySlice, PyString, PyTuple};
 
-use crate::errors::{detach, guard, pyerr_to_io, to_pyerr, Panicked, ShardContext};
+use crate::errors::{catch, detach, from_py, pyerr_to_io, release, to_pyerr, ShardContext};
 
 /// Members larger than this are read straight into their `bytes` object.
 const BIG_MEMBER: u64 = 256 << 10;
@@ -109,7 +109,8 @@ struct Inner {
     compressed: bool,
     /// Bytes available after the data offset, for sources whose size is known.
     file_size: Option<u64>,
-    deferred: Option<PyErr>,
+    /// The error to raise once the samples read before it have been handed out.
+    deferred: Option<Error>,
     /// Python strings for the stream's interned extension ids.
     ext_cache: Vec<Py<PyString>>,
 }
@@ -173,59 +174,49 @@ fn fits(entry: &Entry, file_size: Option<u64>) -> bool {
 /// Allocates a `bytes` object and fills it from the reader without holding the GIL.
 fn read_big<R: io::BufRead + Send>(
     py: Python<'_>,
-    url: &str,
     reader: &mut TarReader<R>,
     entry: &Entry,
     trusted: bool,
-) -> Result<Py<PyBytes>, Result<Error, PyErr>> {
-    let panicked = |p: Panicked| Err(p.into_pyerr(py, url));
+) -> Result<Py<PyBytes>, Error> {
     if !trusted && entry.size > TRUSTED_ALLOC {
-        let data = detach(py, || reader.read_data_vec())
-            .map_err(panicked)?
-            .map_err(Ok)?;
+        let data = release(py, || reader.read_data_vec())?;
         return Ok(PyBytes::new(py, &data).unbind());
     }
     // The core caps sizes far below isize::MAX; CPython would refuse a negative size.
     let size = usize::try_from(entry.size)
         .ok()
         .filter(|&n| isize::try_from(n).is_ok())
-        .ok_or_else(|| Err(PyRuntimeError::new_err("member too large")))?;
+        .ok_or_else(|| from_py(PyRuntimeError::new_err("member too large")))?;
     // SAFETY: a NULL source asks CPython for an uninitialised buffer of `size` bytes.
     let obj = unsafe {
         let ptr = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size as ffi::Py_ssize_t);
-        Bound::from_owned_ptr_or_err(py, ptr).map_err(Err)?
+        Bound::from_owned_ptr_or_err(py, ptr).map_err(from_py)?
     };
     // SAFETY: `obj` is a bytes object of exactly `size` bytes that nobody else references yet.
     let ptr = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) } as *mut u8;
     let target = SendPtr(ptr, size);
-    detach(py, move || {
+    release(py, move || {
         let target = target;
         // SAFETY: see above; `obj` is kept alive by the caller frame until we return.
         let buf = unsafe { std::slice::from_raw_parts_mut(target.0, target.1) };
         reader.read_data(buf)
-    })
-    .map_err(panicked)?
-    .map_err(Ok)?;
+    })?;
     Ok(obj
         .cast_into::<PyBytes>()
-        .map_err(|e| Err(e.into()))?
+        .map_err(|e| from_py(e.into()))?
         .unbind())
 }
 
 impl PyTarSampleReader {
     fn ctx(&self, compressed: bool) -> ShardContext<'_> {
         ShardContext {
-            url: &self.url_text,
             compressed,
+            ..ShardContext::new(&self.url_text)
         }
     }
 
-    fn filter(
-        &self,
-        py: Python<'_>,
-        name: &[u8],
-        slot: &mut Option<PyErr>,
-    ) -> Result<Decision, Error> {
+    /// Runs `rename_files` / `select_files`; what they raise travels inside the error.
+    fn filter(&self, py: Python<'_>, name: &[u8]) -> Result<Decision, Error> {
         let run = || -> PyResult<Decision> {
             let mut current = decode_name(py, name)?.into_any();
             if let Some(rename) = &self.rename_files {
@@ -242,10 +233,7 @@ impl PyTarSampleReader {
                 Ok(Decision::Keep)
             }
         };
-        run().map_err(|e| {
-            *slot = Some(e);
-            Error::new(ErrorKind::Invalid("name filter failed".into()), 0)
-        })
+        run().map_err(from_py)
     }
 
     fn sample_dict<'py>(
@@ -292,44 +280,36 @@ impl PyTarSampleReader {
         };
         loop {
             let mut batch = Vec::new();
-            let mut slot: Option<PyErr> = None;
             let limits = FillLimits {
                 big_member: BIG_MEMBER,
                 ..FillLimits::default()
             };
             let filled = if needs_filter {
-                detach(py, || {
-                    let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name, &mut slot));
-                    stream.fill(&mut batch, limits, &mut f)
+                release(py, || {
+                    let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name));
+                    Ok(stream.fill(&mut batch, limits, &mut f))
                 })
             } else {
-                detach(py, || {
-                    stream.fill(&mut batch, limits, &mut |_: &[u8]| Ok(Decision::Keep))
+                release(py, || {
+                    Ok(stream.fill(&mut batch, limits, &mut |_: &[u8]| Ok(Decision::Keep)))
                 })
             };
             let mut stop = match filled {
                 Ok(stop) => stop,
-                Err(p) => {
+                Err(panicked) => {
                     // The stream's state is unknown after a panic: end the shard.
-                    stream.abort(Error::new(ErrorKind::Invalid("panicked".into()), 0));
                     batch.clear();
-                    *deferred = Some(p.into_pyerr(py, &self.url_text));
-                    Stop::End
+                    stream.abort(panicked)
                 }
             };
             if let Stop::Big(entry) = &stop {
                 let trusted = !compressed && fits(entry, file_size);
-                match read_big(py, &self.url_text, stream.reader(), entry, trusted) {
+                match read_big(py, stream.reader(), entry, trusted) {
                     Ok(obj) => {
                         batch.extend(stream.deliver(Payload::External(obj)));
                         stop = Stop::Full;
                     }
-                    Err(Ok(e)) => stop = stream.abort(e.with_member(&entry.name)),
-                    Err(Err(pyerr)) => {
-                        stream.abort(Error::new(ErrorKind::Invalid("read failed".into()), 0));
-                        *deferred = Some(pyerr);
-                        stop = Stop::End;
-                    }
+                    Err(e) => stop = stream.abort(e.with_member(&entry.name)),
                 }
             }
             while ext_cache.len() < stream.ext_count() {
@@ -339,25 +319,19 @@ impl PyTarSampleReader {
             for s in batch {
                 out.append(self.sample_dict(py, ext_cache, s)?)?;
             }
-            let err = match stop {
+            match stop {
                 Stop::Full => {
                     if out.is_empty() {
                         continue;
                     }
                     return Ok(out);
                 }
-                Stop::End | Stop::Big(_) => None,
-                Stop::Soft(e) | Stop::Fatal(e) => Some(
-                    slot.take()
-                        .unwrap_or_else(|| to_pyerr(py, e, &self.ctx(compressed))),
-                ),
-            };
-            if let Some(err) = err {
-                *deferred = Some(err);
+                Stop::End | Stop::Big(_) => {}
+                Stop::Soft(e) | Stop::Fatal(e) => *deferred = Some(e),
             }
             if out.is_empty() {
                 if let Some(err) = deferred.take() {
-                    return Err(err);
+                    return Err(to_pyerr(py, err, &self.ctx(compressed)));
                 }
             }
             return Ok(out);
@@ -385,7 +359,7 @@ impl PyTarSampleReader {
         let mut budget: u64 = 8 << 20;
         let mut broken = false;
         while out.len() < 256 && budget > 0 {
-            let step = detach(py, || -> Result<Option<MemberStep>, Error> {
+            let step = release(py, || -> Result<Option<MemberStep>, Error> {
                 let entry = match lookahead.take() {
                     Some(e) => e,
                     None => match reader.next_entry()? {
@@ -401,19 +375,16 @@ impl PyTarSampleReader {
                     .map_err(|e| e.with_member(&entry.name))?;
                 Ok(Some((entry, Some(data))))
             });
-            let step = match step {
-                Ok(s) => s.map_err(|e| to_pyerr(py, e, &ctx)),
-                Err(p) => {
-                    broken = true;
-                    Err(p.into_pyerr(py, &self.url_text))
-                }
-            };
             let (entry, data) = match step {
                 Ok(Some(x)) => x,
                 Ok(None) => break,
                 Err(err) => {
+                    broken |= matches!(err.kind, ErrorKind::Panicked(_));
                     if out.is_empty() {
-                        return Err(err);
+                        if broken {
+                            *mode = None;
+                        }
+                        return Err(to_pyerr(py, err, &ctx));
                     }
                     *deferred = Some(err);
                     break;
@@ -423,15 +394,12 @@ impl PyTarSampleReader {
                 Some(v) => PyBytes::new(py, &v).unbind(),
                 None => {
                     let trusted = !compressed && fits(&entry, file_size);
-                    match read_big(py, &self.url_text, reader, &entry, trusted) {
+                    match read_big(py, reader, &entry, trusted) {
                         Ok(obj) => obj,
                         Err(e) => {
-                            let err = match e {
-                                Ok(core) => to_pyerr(py, core.with_member(&entry.name), &ctx),
-                                Err(pyerr) => pyerr,
-                            };
+                            let err = e.with_member(&entry.name);
                             if out.is_empty() {
-                                return Err(err);
+                                return Err(to_pyerr(py, err, &ctx));
                             }
                             *deferred = Some(err);
                             break;
@@ -443,16 +411,13 @@ impl PyTarSampleReader {
             // of a compressed shard that read checks the trailer, and a member whose
             // bytes fail the check must not be returned.
             let mut keep = true;
-            match detach(py, || reader.next_entry()) {
-                Ok(Ok(next)) => *lookahead = next,
-                Ok(Err(e)) => {
-                    keep = !compressed;
-                    *deferred = Some(to_pyerr(py, e, &ctx));
-                }
-                Err(p) => {
-                    broken = true;
-                    keep = false;
-                    *deferred = Some(p.into_pyerr(py, &self.url_text));
+            match release(py, || reader.next_entry()) {
+                Ok(next) => *lookahead = next,
+                Err(e) => {
+                    let panicked = matches!(e.kind, ErrorKind::Panicked(_));
+                    broken |= panicked;
+                    keep = !compressed && !panicked;
+                    *deferred = Some(e);
                 }
             }
             if keep {
@@ -475,7 +440,7 @@ impl PyTarSampleReader {
         }
         if out.is_empty() {
             if let Some(err) = deferred.take() {
-                return Err(err);
+                return Err(to_pyerr(py, err, &ctx));
             }
         }
         Ok(out)
@@ -498,25 +463,21 @@ impl PyTarSampleReader {
         ignore_zeros: bool,
     ) -> PyResult<Self> {
         let url_text = url.str()?.to_string();
-        let panicked = |p: Panicked| p.into_pyerr(py, &url_text);
         let path: Option<PathBuf> =
             if source.is_instance_of::<PyString>() || source.hasattr("__fspath__")? {
                 Some(source.extract()?)
             } else {
                 None
             };
-        let ctx = ShardContext {
-            url: &url_text,
-            compressed: false,
-        };
+        let ctx = ShardContext::new(&url_text);
         let (raw, file_size): (DynRead, Option<u64>) = match &path {
             Some(p) => {
                 let p = p.clone();
-                let file = detach(py, move || {
-                    std::fs::File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len())))
-                })
-                .map_err(panicked)?
-                .map_err(|e| to_pyerr(py, Error::new(ErrorKind::Io(e), 0), &ctx))?;
+                let file = detach(py, &ctx, move || {
+                    std::fs::File::open(&p)
+                        .and_then(|f| f.metadata().map(|m| (f, m.len())))
+                        .map_err(|e| Error::from(ErrorKind::Io(e)))
+                })?;
                 (Box::new(file.0), Some(file.1))
             }
             None => {
@@ -536,16 +497,9 @@ impl PyTarSampleReader {
                 )
             }
         };
-        let opened = detach(py, move || {
-            tar_stream_with(raw, &|kind, src| match kind {
-                Compression::Xz => crate::xz::PyXzReader::new(src)
-                    .ok()
-                    .map(|r| Box::new(r) as DynRead),
-                _ => None,
-            })
-        })
-        .map_err(panicked)?;
-        let (stream, compression) = opened.map_err(|e| to_pyerr(py, e, &ctx))?;
+        let (stream, compression) = detach(py, &ctx, move || {
+            tar_stream_with(raw, &crate::xz::extra_decoder)
+        })?;
         let compressed = compression != Compression::None;
         let opts = ReadOptions {
             ignore_zeros,
@@ -592,18 +546,19 @@ impl PyTarSampleReader {
             }
         };
         let inner = &mut *locked;
+        let ctx = self.ctx(inner.compressed);
         if let Some(err) = inner.deferred.take() {
-            return Err(err);
+            return Err(to_pyerr(py, err, &ctx));
         }
-        let result = guard(|| match inner.mode {
+        let result = catch(|| match inner.mode {
             Some(Mode::Samples(_)) => self.next_samples(py, inner),
             Some(Mode::Members(_)) => self.next_members(py, inner),
             None => Ok(PyList::empty(py)),
         });
-        result.unwrap_or_else(|p| {
+        result.unwrap_or_else(|panicked| {
             inner.mode = None;
             inner.deferred = None;
-            Err(p.into_pyerr(py, &self.url_text))
+            Err(to_pyerr(py, panicked, &ctx))
         })
     }
 

@@ -4,13 +4,12 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
-use ppwds_core::source::{tar_stream_with, Compression, DynRead};
+use ppwds_core::source::{tar_stream_with, Compression};
 use ppwds_core::tar::TarReader;
 use ppwds_core::{Error, ErrorKind};
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError};
 use pyo3::prelude::*;
 
-use crate::errors::{to_pyerr, ShardContext};
+use crate::errors::{release, to_pyerr, ShardContext};
 
 /// Reads every header of the tar (plain or compressed) at `path` up to its
 /// end-of-archive marker, skipping member data, and for compressed shards the rest of
@@ -24,26 +23,14 @@ use crate::errors::{to_pyerr, ShardContext};
 #[pyo3(signature = (path, url=None))]
 pub fn scan_shard(py: Python<'_>, path: PathBuf, url: Option<String>) -> PyResult<u64> {
     let url = url.unwrap_or_else(|| path.to_string_lossy().into_owned());
-    let file = File::open(&path).map_err(|e| {
-        let args = (
-            e.raw_os_error().unwrap_or(0),
-            format!("{e} (shard {url:?})"),
-            path.to_string_lossy().into_owned(),
-        );
-        match e.kind() {
-            io::ErrorKind::NotFound => PyFileNotFoundError::new_err(args),
-            io::ErrorKind::PermissionDenied => PyPermissionError::new_err(args),
-            _ => PyOSError::new_err(args),
-        }
-    })?;
+    let mut ctx = ShardContext {
+        path: Some(&path),
+        ..ShardContext::new(&url)
+    };
+    let file = File::open(&path).map_err(|e| to_pyerr(py, ErrorKind::Io(e).into(), &ctx))?;
     let mut compressed = false;
-    let result = crate::errors::detach(py, || {
-        let (mut stream, kind) = tar_stream_with(Box::new(file), &|kind, src| match kind {
-            Compression::Xz => crate::xz::PyXzReader::new(src)
-                .ok()
-                .map(|r| Box::new(r) as DynRead),
-            _ => None,
-        })?;
+    let result = release(py, || {
+        let (mut stream, kind) = tar_stream_with(Box::new(file), &crate::xz::extra_decoder)?;
         compressed = kind != Compression::None;
         let mut reader = TarReader::new(&mut stream);
         let mut count = 0u64;
@@ -73,19 +60,10 @@ pub fn scan_shard(py: Python<'_>, path: PathBuf, url: Option<String>) -> PyResul
                 other => other,
             })?;
         }
-        Ok::<u64, Error>(count)
-    })
-    .map_err(|p| p.into_pyerr(py, &url))?;
-    result.map_err(|e| {
-        to_pyerr(
-            py,
-            e,
-            &ShardContext {
-                url: &url,
-                compressed,
-            },
-        )
-    })
+        Ok(count)
+    });
+    ctx.compressed = compressed;
+    result.map_err(|e| to_pyerr(py, e, &ctx))
 }
 
 /// Reads what is left of the decompressed stream, so the decoder checks its trailer.

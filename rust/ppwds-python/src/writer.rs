@@ -421,7 +421,11 @@ impl PyTarEncoder {
                 }
                 _ if data.len() >= DETACH_AT => {
                     let buf = &mut self.buf;
-                    py.detach(|| buf.extend_from_slice(data));
+                    crate::errors::release(py, || {
+                        buf.extend_from_slice(data);
+                        Ok(())
+                    })
+                    .map_err(|e| crate::errors::internal("TarWriter", e))?;
                 }
                 _ => self.buf.extend_from_slice(data),
             }

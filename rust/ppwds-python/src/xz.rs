@@ -2,13 +2,24 @@
 
 use std::io::{self, Read};
 
-use ppwds_core::source::DynRead;
+use ppwds_core::source::{Compression, DynRead};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::errors::pyerr_to_io;
+use crate::errors::{from_py, pyerr_to_io};
 
 const CHUNK: usize = 256 << 10;
+
+/// The decoders the binding adds to the core's ([`ppwds_core::source::ExtraDecoder`]): xz.
+/// A failing `lzma` import comes back as the Python exception it raised.
+pub fn extra_decoder(kind: Compression, src: DynRead) -> ppwds_core::Result<Option<DynRead>> {
+    match kind {
+        Compression::Xz => PyXzReader::new(src)
+            .map(|r| Some(Box::new(r) as DynRead))
+            .map_err(from_py),
+        _ => Ok(None),
+    }
+}
 
 /// Streams decompressed bytes out of `lzma.LZMADecompressor`s (one per concatenated xz stream).
 pub struct PyXzReader {

@@ -11,7 +11,7 @@ mod jpeg;
 mod png;
 mod resize;
 
-use std::fmt;
+use crate::{Error, ErrorKind};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,23 +52,11 @@ pub struct Image {
     pub data: Vec<u8>,
 }
 
-/// Why an image could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageError(pub String);
+/// Result of the image functions: failures are [`ErrorKind::Image`] errors.
+pub type ImageResult<T> = crate::Result<T>;
 
-impl fmt::Display for ImageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ImageError {}
-
-/// Result of the image functions.
-pub type ImageResult<T> = std::result::Result<T, ImageError>;
-
-fn err(msg: impl Into<String>) -> ImageError {
-    ImageError(msg.into())
+fn err(msg: impl Into<String>) -> Error {
+    ErrorKind::Image(msg.into()).into()
 }
 
 /// The formats decoded natively.

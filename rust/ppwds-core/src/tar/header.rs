@@ -4,6 +4,8 @@
 //! reads is read here the same way; where `tarfile` silently stops on damage,
 //! we report it instead.
 
+use crate::{Error, ErrorKind, Result};
+
 /// Size of a tar block.
 pub const BLOCK: usize = 512;
 
@@ -44,10 +46,6 @@ pub struct Header {
     pub typeflag: u8,
 }
 
-/// Why a block is not a valid header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderError(pub String);
-
 /// Result of decoding one block.
 #[derive(Debug)]
 pub enum Block {
@@ -65,21 +63,30 @@ fn nts(field: &[u8]) -> &[u8] {
     }
 }
 
+/// A malformed header; the reader adds the position.
+fn bad(msg: impl Into<String>) -> Error {
+    ErrorKind::BadHeader(msg.into()).into()
+}
+
 /// Decodes a numeric field: octal text, or GNU base-256 when the high bit is set.
-pub fn parse_number(field: &[u8]) -> Result<u64, HeaderError> {
+pub fn parse_number(field: &[u8]) -> Result<u64> {
+    number(field).map_err(bad)
+}
+
+fn number(field: &[u8]) -> std::result::Result<u64, String> {
     if let Some(&first) = field.first() {
         if first == 0x80 {
             let mut n: u64 = 0;
             for &b in &field[1..] {
                 if n >> 56 != 0 {
-                    return Err(HeaderError("numeric field overflows 64 bits".into()));
+                    return Err("numeric field overflows 64 bits".to_string());
                 }
                 n = (n << 8) | u64::from(b);
             }
             return Ok(n);
         }
         if first == 0xff {
-            return Err(HeaderError("negative numeric field".into()));
+            return Err("negative numeric field".to_string());
         }
     }
     let text = nts(field);
@@ -87,15 +94,15 @@ pub fn parse_number(field: &[u8]) -> Result<u64, HeaderError> {
     let mut n: u64 = 0;
     for &b in text {
         if !(b'0'..=b'7').contains(&b) {
-            return Err(HeaderError(format!(
+            return Err(format!(
                 "invalid octal number field {:?}",
                 String::from_utf8_lossy(field)
-            )));
+            ));
         }
         n = n
             .checked_mul(8)
             .and_then(|n| n.checked_add(u64::from(b - b'0')))
-            .ok_or_else(|| HeaderError("numeric field overflows 64 bits".into()))?;
+            .ok_or_else(|| "numeric field overflows 64 bits".to_string())?;
     }
     Ok(n)
 }
@@ -119,9 +126,8 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
 }
 
 /// Verifies the checksum the way `tarfile` does: unsigned or signed byte sums both pass.
-fn checksum_ok(block: &[u8; BLOCK]) -> Result<(), HeaderError> {
-    let stored = parse_number(&block[148..156])
-        .map_err(|e| HeaderError(format!("bad checksum field: {}", e.0)))?;
+fn checksum_ok(block: &[u8; BLOCK]) -> Result<()> {
+    let stored = number(&block[148..156]).map_err(|e| bad(format!("bad checksum field: {e}")))?;
     // The checksum field itself counts as eight spaces.
     let field: u32 = block[148..156].iter().map(|&b| u32::from(b)).sum();
     let unsigned =
@@ -145,14 +151,14 @@ fn checksum_ok(block: &[u8; BLOCK]) -> Result<(), HeaderError> {
     if stored == signed {
         Ok(())
     } else {
-        Err(HeaderError(format!(
+        Err(bad(format!(
             "checksum mismatch (stored {stored}, computed {unsigned})"
         )))
     }
 }
 
 /// Decodes one header block.
-pub fn parse_block(block: &[u8; BLOCK]) -> Result<Block, HeaderError> {
+pub fn parse_block(block: &[u8; BLOCK]) -> Result<Block> {
     if block.iter().all(|&b| b == 0) {
         return Ok(Block::End);
     }
@@ -218,7 +224,7 @@ impl PaxInfo {
 }
 
 /// Parses pax records `"<len> <key>=<value>\n"`.
-pub fn parse_pax(data: &[u8]) -> Result<PaxInfo, HeaderError> {
+pub fn parse_pax(data: &[u8]) -> Result<PaxInfo> {
     let mut info = PaxInfo::default();
     let mut pos = 0usize;
     while pos < data.len() {
@@ -229,22 +235,22 @@ pub fn parse_pax(data: &[u8]) -> Result<PaxInfo, HeaderError> {
         let space = data[pos..]
             .iter()
             .position(|&b| b == b' ')
-            .ok_or_else(|| HeaderError("pax record without length".into()))?;
+            .ok_or_else(|| bad("pax record without length"))?;
         let len_text = &data[pos..pos + space];
         let len: usize = std::str::from_utf8(len_text)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| HeaderError("pax record with a bad length".into()))?;
+            .ok_or_else(|| bad("pax record with a bad length"))?;
         // The length comes from the file: an addition near usize::MAX must not wrap.
         let end = match pos.checked_add(len) {
             Some(end) if len > space + 1 && end <= data.len() && data[end - 1] == b'\n' => end,
-            _ => return Err(HeaderError("pax record length out of range".into())),
+            _ => return Err(bad("pax record length out of range")),
         };
         let record = &data[pos + space + 1..end - 1];
         let eq = record
             .iter()
             .position(|&b| b == b'=')
-            .ok_or_else(|| HeaderError("pax record without '='".into()))?;
+            .ok_or_else(|| bad("pax record without '='"))?;
         let (key, value) = (&record[..eq], &record[eq + 1..]);
         match key {
             b"path" => info.path = Some(value.to_vec()),
@@ -252,7 +258,7 @@ pub fn parse_pax(data: &[u8]) -> Result<PaxInfo, HeaderError> {
                 let v = std::str::from_utf8(value)
                     .ok()
                     .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| HeaderError("pax size record is not a number".into()))?;
+                    .ok_or_else(|| bad("pax size record is not a number"))?;
                 info.size = Some(v);
             }
             k if k.starts_with(b"GNU.sparse.") => info.sparse = true,

@@ -253,7 +253,7 @@ impl<R: BufRead> TarReader<R> {
                 Ok(Block::Header(h)) => h,
                 Err(e) => {
                     // Name the member when the damaged block still shows one.
-                    let err = Error::new(ErrorKind::BadHeader(e.0), offset);
+                    let err = e.at(offset);
                     let name = &block[..100];
                     let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(100)];
                     return Err(if name.is_empty() {
@@ -286,14 +286,12 @@ impl<R: BufRead> TarReader<R> {
                 }
                 EntryType::PaxLocal => {
                     let data = self.read_meta(size, offset, "pax header")?;
-                    let info = parse_pax(&data)
-                        .map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
+                    let info = parse_pax(&data).map_err(|e| e.at(offset))?;
                     local.merge(&info);
                 }
                 EntryType::PaxGlobal => {
                     let data = self.read_meta(size, offset, "pax global header")?;
-                    let info = parse_pax(&data)
-                        .map_err(|e| Error::new(ErrorKind::BadHeader(e.0), offset))?;
+                    let info = parse_pax(&data).map_err(|e| e.at(offset))?;
                     self.global.merge(&info);
                     entry_start = None;
                 }

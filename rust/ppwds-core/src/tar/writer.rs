@@ -8,10 +8,10 @@
 //! members of a writer is rendered once, so a member costs a name copy, eleven
 //! octal digits and a partial checksum, appended to a caller-owned buffer.
 
-use std::fmt;
 use std::io::{self, Write};
 
 use super::header::{padding, BLOCK};
+use crate::{Error, ErrorKind, Result};
 
 /// tarfile pads archives to multiples of this record size.
 pub const RECORD_SIZE: u64 = 20 * BLOCK as u64;
@@ -51,48 +51,33 @@ impl Default for MemberMeta {
 }
 
 /// A value that cannot be stored in a tar header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidMember(pub String);
-
-impl fmt::Display for InvalidMember {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for InvalidMember {}
-
-impl From<InvalidMember> for io::Error {
-    fn from(e: InvalidMember) -> Self {
-        io::Error::new(io::ErrorKind::InvalidInput, e.0)
-    }
+fn unfit(msg: String) -> Error {
+    ErrorKind::InvalidMember(msg).into()
 }
 
 impl MemberMeta {
     /// Checks that every field fits its ustar field without truncation.
-    pub fn validate(&self) -> Result<(), InvalidMember> {
+    pub fn validate(&self) -> Result<()> {
         if u64::from(self.mode) > MAX_OCTAL_ID {
-            return Err(InvalidMember(format!(
+            return Err(unfit(format!(
                 "mode {:o} does not fit a tar header",
                 self.mode
             )));
         }
         for (what, id) in [("uid", self.uid), ("gid", self.gid)] {
             if u64::from(id) > MAX_OCTAL_ID {
-                return Err(InvalidMember(format!(
-                    "{what} {id} does not fit a ustar header"
-                )));
+                return Err(unfit(format!("{what} {id} does not fit a ustar header")));
             }
         }
         if self.mtime > MAX_OCTAL_SIZE {
-            return Err(InvalidMember(format!(
+            return Err(unfit(format!(
                 "mtime {} does not fit a ustar header",
                 self.mtime
             )));
         }
         for (what, name) in [("user", &self.uname), ("group", &self.gname)] {
             if name.len() > 32 || name.as_bytes().contains(&0) {
-                return Err(InvalidMember(format!(
+                return Err(unfit(format!(
                     "{what} name {name:?} must be at most 32 bytes without NUL"
                 )));
             }
@@ -102,12 +87,12 @@ impl MemberMeta {
 }
 
 /// Checks a member name: non-empty and without NUL bytes (tar would cut it there).
-pub fn check_name(name: &[u8]) -> Result<(), InvalidMember> {
+pub fn check_name(name: &[u8]) -> Result<()> {
     if name.is_empty() {
-        return Err(InvalidMember("a tar member name cannot be empty".into()));
+        return Err(unfit("a tar member name cannot be empty".into()));
     }
     if name.contains(&0) {
-        return Err(InvalidMember(format!(
+        return Err(unfit(format!(
             "tar member name {:?} contains a NUL byte",
             String::from_utf8_lossy(name)
         )));
@@ -175,7 +160,7 @@ pub struct HeaderTemplate {
 
 impl HeaderTemplate {
     /// Renders the fixed fields of `meta` (which must be valid, see [`MemberMeta::validate`]).
-    pub fn new(meta: &MemberMeta) -> Result<Self, InvalidMember> {
+    pub fn new(meta: &MemberMeta) -> Result<Self> {
         meta.validate()?;
         let mut b = [0u8; BLOCK];
         put_octal(&mut b[100..108], u64::from(meta.mode));
@@ -204,11 +189,9 @@ impl HeaderTemplate {
     }
 
     /// Changes the modification time of later members.
-    pub fn set_mtime(&mut self, mtime: u64) -> Result<(), InvalidMember> {
+    pub fn set_mtime(&mut self, mtime: u64) -> Result<()> {
         if mtime > MAX_OCTAL_SIZE {
-            return Err(InvalidMember(format!(
-                "mtime {mtime} does not fit a ustar header"
-            )));
+            return Err(unfit(format!("mtime {mtime} does not fit a ustar header")));
         }
         if mtime != self.mtime {
             let old = byte_sum(&self.block[136..148]);
