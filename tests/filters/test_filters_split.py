@@ -14,6 +14,7 @@ import pytest
 
 import ppwebdataset
 import ppwebdataset.filters as F
+from ppwebdataset import compat, tariterators
 from ppwebdataset.handlers import ignore_and_continue, ignore_and_stop
 from ppwebdataset.pipeline import DataPipeline
 from ppwebdataset.utils import PipelineStage
@@ -337,3 +338,20 @@ def test_per_sample_handler_rule_in_the_other_stages():
         TypeError, match=r"map_tuple expects tuple samples, got dict \[in map_tuple, sample __key__='x'\]"
     ):
         list(F.map_tuple(str)(iter([{"__key__": "x"}])))
+
+
+def test_fluid_decode_is_filters_decode():
+    pipe = compat.FluidWrapper([{"__key__": "a", "cls": b"3", "txt": b"hi"}]).decode()
+    stage = pipe.pipeline[-1]
+    assert isinstance(stage, F.FilterFunction) and stage.f is F._decode
+    assert list(pipe) == [{"__key__": "a", "cls": 3, "txt": "hi"}]
+    # A bad image spec still fails at the call, not when a worker first iterates.
+    with pytest.raises(ValueError, match="imagespec"):
+        compat.FluidWrapper([]).decode("no-such-spec")
+    with pytest.raises(TypeError, match="native=True"):
+        compat.FluidWrapper([]).decode("rgb8", resize=(4, 4))
+
+
+def test_shard_samples_lives_next_to_tarfile_samples():
+    assert compat.ShardSamples is tariterators.ShardSamples
+    assert tariterators.ShardSamples.__module__ == "ppwebdataset.tariterators"
