@@ -51,6 +51,7 @@ def _each(data, step, handler, stage, *, keep_key=False):
     handed to ``handler``: True skips the sample, False ends the stream, a raise propagates.
     A None result drops the sample. ``keep_key`` gives a dict result the input's ``__key__``
     (``map``'s rule); it is a flag rather than a wrapper so the hot loop stays one call deep.
+    Returns (to ``yield from``) False when the handler ended the stream, else True.
     """
     for sample in data:
         try:
@@ -58,9 +59,10 @@ def _each(data, step, handler, stage, *, keep_key=False):
         except Exception as exn:
             if _handle(handler, exn, stage, sample):
                 continue
-            break
+            return False
         if result is None:
             continue
         if keep_key and isinstance(sample, dict) and isinstance(result, dict) and "__key__" in sample:
             result["__key__"] = sample["__key__"]
         yield result
+    return True
