@@ -15,6 +15,12 @@ Differences from ppwebdataset 0.2.86 / webdataset 1.0.2 that callers can see:
   collates dict (and nested dict) samples, NumPy scalars, Paddle and torch
   tensors, and names the field when shapes or types do not match.
 * ``xdecode`` does not unpickle ``.pyd`` unless ``PPWDS_ALLOW_PICKLE=1``.
+
+Layout: the per-sample stages and ``xdecode`` are defined here; the currying helpers
+(``pipelinefilter``, ``compose``, ...) in ``_curry``, the shuffles in ``_shuffles``,
+batching and collation in ``_collate``, ``Cached``/``LMDBCached`` in ``_cachestages``, and
+the per-sample error rule (annotate, ask the handler) in ``_handling``. All of them are
+importable, pickled and shown as ``ppwebdataset.filters.<name>``.
 """
 
 from __future__ import annotations
@@ -214,7 +220,7 @@ functools.update_wrapper(decode, _decode)
 
 def _map(data, f, handler=reraise_exception):
     """Apply ``f`` to each sample; None results are dropped, dict results keep the input's ``__key__``."""
-    yield from _each(data, f, handler, "map", keep_key=True)
+    return _each(data, f, handler, "map", keep_key=True)  # no wrapping generator: map is the hot stage
 
 
 map = pipelinefilter(_map)
