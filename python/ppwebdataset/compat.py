@@ -104,7 +104,10 @@ class FluidInterface:
 
         ``native=True`` (with ``resize=``, ``crop=``, ``random_crop=``, ``threads=``) decodes JPEG/PNG
         image fields in Rust; see ``filters.decode``."""
-        stage = filters.decode(*args, pre=pre, post=post, only=only, partial=partial, handler=handler, **kw)
+        # Only the options given, so that repr(pipeline) shows decode('rgb8'), not every default.
+        opts = dict(pre=pre, post=post, only=only, partial=partial)
+        given = {k: v for k, v in opts.items() if v is not None and v is not False}
+        stage = filters.decode(*args, **given, handler=handler, **kw)
         if not kw.get("native"):
             # Bad image specs raise here, at the call, as upstream's fluid decode did (and not
             # later in a DataLoader worker); filters.decode itself builds its Decoder lazily.

@@ -345,6 +345,10 @@ def test_fluid_decode_is_filters_decode():
     stage = pipe.pipeline[-1]
     assert isinstance(stage, F.FilterFunction) and stage.f is F._decode
     assert list(pipe) == [{"__key__": "a", "cls": 3, "txt": "hi"}]
+    assert repr(pipe).endswith("1: decode(),\n)")
+    pipe = compat.FluidWrapper([{"__key__": "a", "txt": b"hi"}]).decode("rgb8", only=["txt"], partial=True)
+    stage = pipe.pipeline[-1]
+    assert (stage.args, stage.kw) == (("rgb8",), {"only": ["txt"], "partial": True, "handler": F.reraise_exception})
     # A bad image spec still fails at the call, not when a worker first iterates.
     with pytest.raises(ValueError, match="imagespec"):
         compat.FluidWrapper([]).decode("no-such-spec")
