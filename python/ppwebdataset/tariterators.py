@@ -363,12 +363,18 @@ def tarfile_samples(
     header is still an error then.
     """
     check_select_files(select_files)
-    for source in src:
-        if isinstance(source, str):
-            source = dict(url=source)
-        keep_going = yield from read_shard(source, handler, select_files, rename_files, ignore_zeros=ignore_zeros)
+    sources = (dict(url=source) if isinstance(source, str) else source for source in src)
+    yield from _read_shards(sources, handler, select_files, rename_files, ignore_zeros=ignore_zeros)
+
+
+def _read_shards(sources, handler, select_files, rename_files, stats=None, ignore_zeros=False):
+    # The shard loop of tarfile_samples and ShardSamples: read on until a handler says stop
+    # (then returns False, and ShardSamples skips its empty check).
+    for source in sources:
+        keep_going = yield from read_shard(source, handler, select_files, rename_files, stats, ignore_zeros)
         if not keep_going:
-            return
+            return False
+    return True
 
 
 tarfile_to_samples = pipelinefilter(tarfile_samples)
@@ -383,8 +389,7 @@ _EMPTY_EPOCH = (
 class ShardSamples:
     """Pipeline stage: opened or listed shards → samples, read by the Rust core (``WebDataset``'s reader).
 
-    ``tarfile_samples`` with an empty check: both read each shard with ``read_shard``.
-
+    ``tarfile_samples`` with a check for empty epochs (both loop over ``_read_shards``).
     With ``empty_check`` a worker that read shards but produced no sample
     raises; a worker that got no shard at all (fewer shards than ranks×workers)
     only warns, so the other workers keep training.
@@ -399,10 +404,8 @@ class ShardSamples:
 
     def __call__(self, src):
         stats = {"shards": 0, "samples": 0}
-        for source in src:
-            keep_going = yield from read_shard(source, self.handler, self.select_files, self.rename_files, stats)
-            if not keep_going:
-                return
+        if not (yield from _read_shards(src, self.handler, self.select_files, self.rename_files, stats)):
+            return
         if self.empty_check and stats["samples"] == 0:
             rank, world, worker, nworkers = paddle_worker_info()
             if stats["shards"] == 0 and world * nworkers > 1:

@@ -359,3 +359,14 @@ def test_fluid_decode_is_filters_decode():
 def test_shard_samples_lives_next_to_tarfile_samples():
     assert compat.ShardSamples is tariterators.ShardSamples
     assert tariterators.ShardSamples.__module__ == "ppwebdataset.tariterators"
+
+
+def test_shard_samples_stop_skips_the_empty_check(tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar file" * 100)
+    # A handler that stops ends the epoch quietly; one that goes on reaches the empty check.
+    assert list(ppwebdataset.WebDataset([str(bad)], shardshuffle=False, handler=ignore_and_stop)) == []
+    with pytest.raises(ValueError, match="No samples found"):
+        list(ppwebdataset.WebDataset([str(bad)], shardshuffle=False, handler=ignore_and_continue))
+    stage = tariterators.ShardSamples(handler=ignore_and_stop)
+    assert list(stage([{"url": str(bad)}])) == []
