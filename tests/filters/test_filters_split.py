@@ -211,6 +211,19 @@ def test_moved_names_keep_their_public_home():
     assert str(F.batched(3)).startswith("<_batched (3,)")
 
 
+def test_everything_defined_in_the_private_modules_is_exported_from_filters():
+    # A class or function added to a private module but not re-exported would pickle under
+    # the private module's name, which a tree without the split cannot load.
+    from ppwebdataset import _cachestages, _collate, _curry, _handling, _shuffles
+
+    for module in (_cachestages, _collate, _curry, _handling, _shuffles):
+        for name, value in vars(module).items():
+            if getattr(value, "__module__", None) == module.__name__:
+                raise AssertionError(f"{module.__name__}.{name} is not re-exported by ppwebdataset.filters")
+            if getattr(value, "__module__", None) == "ppwebdataset.filters":
+                assert getattr(F, name) is value, name
+
+
 def key_of(sample):
     return {"__key__": sample["__key__"], "cls": sample["cls"] * 2}
 
