@@ -16,6 +16,7 @@ pass, an int seed gives ``make_seed(seed, pass, rank, worker)``. ``threads`` def
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
@@ -81,6 +82,14 @@ def _split_handlers(args, native):
     # The spec still handles the image formats the native decoder does not (gif, bmp, webp...).
     handlers = [ImageHandler(x) if isinstance(x, str) else x for x in args]
     return (atype, etype == "float", mode.upper()), handlers
+
+
+def _per_sample(results, fields):
+    # The flat result list of a window, cut back into each sample's (keys, results).
+    pos = 0
+    for keys in fields:
+        yield keys, results[pos : pos + len(keys)]
+        pos += len(keys)
 
 
 class NativeDecode(PipelineStage):
@@ -177,6 +186,11 @@ class NativeDecode(PipelineStage):
             return paddle.to_tensor(np.ascontiguousarray(chw), place=paddle.CPUPlace())
         return arr
 
+    def _finish_next(self, parts, sample):
+        # parts yields (keys, results) for the samples of the window, in order.
+        keys, results = next(parts)
+        return self._finish(sample, keys, results)
+
     def _finish(self, sample, keys, results):
         """The decoded sample, or raises DecodingError for the first field (in order) that fails."""
         if not isinstance(sample, dict):
@@ -200,7 +214,7 @@ class NativeDecode(PipelineStage):
         return {k: (self._array(native[k]) if k in native else decoded[k]) for k in sample}
 
     def run(self, src):
-        from .filters import _handle
+        from ._handling import _each
 
         rng = self._rng()
         threads = self.threads or default_threads()
@@ -223,18 +237,9 @@ class NativeDecode(PipelineStage):
                     nxt = self._submit(batch, threads, rng)
             if pending is not None:
                 batch, fields, job = pending
-                results = job.result()
-                pos = 0
-                for sample, keys in zip(batch, fields, strict=True):
-                    mine = results[pos : pos + len(keys)]
-                    pos += len(keys)
-                    try:
-                        decoded = self._finish(sample, keys, mine)
-                    except Exception as exn:
-                        if _handle(self.handler, exn, "decode", sample):
-                            continue
-                        return
-                    yield decoded
+                finish = functools.partial(self._finish_next, _per_sample(job.result(), fields))
+                if not (yield from _each(batch, finish, self.handler, "decode")):
+                    return
             pending = nxt
 
     __call__ = run

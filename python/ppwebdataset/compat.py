@@ -17,8 +17,14 @@ from .filters import (
 )
 from .paddle import DataLoader
 from .pipeline import DataPipeline
-from .tariterators import check_select_files, group_by_keys, read_shard, tar_file_expander  # noqa: F401
-from .utils import paddle_worker_info
+from .tariterators import (  # noqa: F401 - importable from here (ShardSamples lived here)
+    _EMPTY_EPOCH,
+    ShardSamples,
+    check_select_files,
+    group_by_keys,
+    read_shard,
+    tar_file_expander,
+)
 
 if TYPE_CHECKING:
     from ._typing import CollationFn, Handler, Predicate, Urls
@@ -98,14 +104,15 @@ class FluidInterface:
 
         ``native=True`` (with ``resize=``, ``crop=``, ``random_crop=``, ``threads=``) decodes JPEG/PNG
         image fields in Rust; see ``filters.decode``."""
-        if kw:  # native=, resize=, crop=, ...: see filters.decode and _native_image
-            kw.update(pre=pre, post=post, only=only, partial=partial, handler=handler)
-            return self.compose(filters.decode(*args, **kw))
-        from .autodecode import Decoder, ImageHandler
-
-        handlers = [ImageHandler(x) if isinstance(x, str) else x for x in args]
-        decoder = Decoder(handlers, pre=pre, post=post, only=only, partial=partial)
-        return self.map(decoder, handler=handler)
+        # Only the options given, so that repr(pipeline) shows decode('rgb8'), not every default.
+        opts = dict(pre=pre, post=post, only=only, partial=partial)
+        given = {k: v for k, v in opts.items() if v is not None and v is not False}
+        stage = filters.decode(*args, **given, handler=handler, **kw)
+        if not kw.get("native"):
+            # Bad image specs raise here, at the call, as upstream's fluid decode did (and not
+            # later in a DataLoader worker); filters.decode itself builds its Decoder lazily.
+            filters._decoder(args, pre=pre, post=post, only=only, partial=partial)
+        return self.compose(stage)
 
     def map_dict(self, handler: Handler = reraise_exception, **kw: Callable[[Any], Any]) -> Self:
         """Apply ``kw[field]`` to each named field of dict samples."""
@@ -155,45 +162,6 @@ class FluidInterface:
     def lmdb_cached(self, *args: Any, **kw: Any) -> Self:
         """Cache samples in an LMDB database on the first pass (needs ``lmdb``)."""
         return self.compose(filters.LMDBCached(*args, **kw))
-
-
-_EMPTY_EPOCH = (
-    "No samples found in dataset; perhaps you have fewer shards than workers.\n"
-    "Turn off using empty_check=False in the WebDataset constructor."
-)
-
-
-class ShardSamples:
-    """Pipeline stage: opened or listed shards → samples, read by the Rust core.
-
-    With ``empty_check`` a worker that read shards but produced no sample
-    raises; a worker that got no shard at all (fewer shards than ranks×workers)
-    only warns, so the other workers keep training.
-    """
-
-    def __init__(self, handler=reraise_exception, select_files=None, rename_files=None, empty_check=True):
-        check_select_files(select_files)
-        self.handler = handler
-        self.select_files = select_files
-        self.rename_files = rename_files
-        self.empty_check = empty_check
-
-    def __call__(self, src):
-        stats = {"shards": 0, "samples": 0}
-        for source in src:
-            keep_going = yield from read_shard(source, self.handler, self.select_files, self.rename_files, stats)
-            if not keep_going:
-                return
-        if self.empty_check and stats["samples"] == 0:
-            rank, world, worker, nworkers = paddle_worker_info()
-            if stats["shards"] == 0 and world * nworkers > 1:
-                warnings.warn(
-                    f"rank {rank} worker {worker} got no shards: there are fewer shards than "
-                    f"ranks×workers ({world}×{nworkers}); this worker yields nothing",
-                    stacklevel=2,
-                )
-                return
-            raise ValueError(_EMPTY_EPOCH)
 
 
 def _seed_from_env(seed):

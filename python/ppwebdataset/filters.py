@@ -15,6 +15,12 @@ Differences from ppwebdataset 0.2.86 / webdataset 1.0.2 that callers can see:
   collates dict (and nested dict) samples, NumPy scalars, Paddle and torch
   tensors, and names the field when shapes or types do not match.
 * ``xdecode`` does not unpickle ``.pyd`` unless ``PPWDS_ALLOW_PICKLE=1``.
+
+Layout: the per-sample stages and ``xdecode`` are defined here; the currying helpers
+(``pipelinefilter``, ``compose``, ...) in ``_curry``, the shuffles in ``_shuffles``,
+batching and collation in ``_collate``, ``Cached``/``LMDBCached`` in ``_cachestages``, and
+the per-sample error rule (annotate, ask the handler) in ``_handling``. All of them are
+importable, pickled and shown as ``ppwebdataset.filters.<name>``.
 """
 
 from __future__ import annotations
@@ -24,177 +30,87 @@ import importlib
 import io
 import itertools
 import operator
-import os
+import os  # noqa: F401 - attributes of this module before the split: os, reduce, np, utils
 import pickle
 import random
 import re
 import sys
 import types
 from fnmatch import fnmatch
-from functools import reduce
+from functools import reduce  # noqa: F401
 
-import numpy as np
+import numpy as np  # noqa: F401
 
-from . import _settings, utils
+# The stages live in private modules along this file's former sections; every name stays
+# importable from here (see _rehome below). The per-sample stages and xdecode stay in this file.
+from . import _cachestages, _collate, _curry, _handling, _settings, _shuffles, utils  # noqa: F401
+from ._cachestages import _LMDB_ENVS, Cached, LMDBCached  # noqa: F401
+from ._collate import (  # noqa: F401
+    _SCALARS,
+    _batch_len,
+    _batched,
+    _check_shapes,
+    _collate_dicts,
+    _field_name,
+    _listed,
+    _tensor_module,
+    _unbatch_dict,
+    _unbatched,
+    _unlisted,
+    batched,
+    combine_values,
+    default_collation_fn,
+    dict2tuple,
+    listed,
+    nested_collation_fn,
+    tuple2dict,
+    unbatched,
+    unlisted,
+)
+from ._curry import (  # noqa: F401
+    FilterFunction,
+    RestCurried,
+    _Composed,
+    _StageFactory,
+    compose,
+    compose2,
+    getfirst,
+    identity,
+    parse_field_spec,
+    pipeline,
+    pipelinefilter,
+    transform_with,
+)
+from ._handling import _annotate, _each, _handle, _where  # noqa: F401
+from ._shuffles import (  # noqa: F401
+    _CHUNK,
+    Shuffle,
+    _next_or_handle,
+    _random_seed,
+    _seed64,
+    _shuffle,
+    _shuffle_python,
+    _shuffle_rust,
+    detshuffle,
+    pick,
+    shuffle,
+)
 from .errors import DecodingError, UnsafeOperationError  # noqa: F401 - importable from here
 from .handlers import reraise_exception
 from .utils import PipelineStage, make_seed
 
-# ---------------------------------------------------------------------------
-# Currying helpers
-# ---------------------------------------------------------------------------
+
+def _rehome(namespace, modules):
+    # Classes, functions and stage factories moved out of this file keep "ppwebdataset.filters"
+    # as their __module__: pickles (DataLoader workers) and reprs name the old home, and
+    # pickles written before the split still load.
+    names = {m.__name__ for m in modules}
+    for value in namespace.values():
+        if not isinstance(value, types.ModuleType) and getattr(value, "__module__", None) in names:
+            value.__module__ = __name__
 
 
-class FilterFunction:
-    """A filter with its arguments bound: ``FilterFunction(f, *args, **kw)(data)``.
-
-    A class rather than a closure so that pipelines can be pickled (spawned
-    DataLoader workers).
-    """
-
-    def __init__(self, f, *args, **kw):
-        self.f = f
-        self.args = args
-        self.kw = kw
-
-    def __call__(self, data):
-        return self.f(data, *self.args, **self.kw)
-
-    def run(self, data):
-        """Same as calling the object (lets it act as a pipeline stage)."""
-        return self.f(data, *self.args, **self.kw)
-
-    def __str__(self):
-        return f"<{getattr(self.f, '__name__', self.f)} {self.args} {self.kw}>"
-
-    __repr__ = __str__
-
-
-class RestCurried:
-    """Binds every argument but the first: ``RestCurried(f)(*args, **kw)`` is a FilterFunction."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def __call__(self, *args, **kw):
-        return FilterFunction(self.f, *args, **kw)
-
-
-def pipelinefilter(f):
-    """Decorator: turn ``f(data, *args, **kw)`` into a stage factory ``f(*args, **kw)(data)``."""
-    result = RestCurried(f)
-    functools.update_wrapper(result, f)
-    return result
-
-
-def identity(x):
-    """Return the argument."""
-    return x
-
-
-class _Composed:
-    # A picklable g(f(x)).
-    def __init__(self, f, g):
-        self.f, self.g = f, g
-
-    def __call__(self, x):
-        return self.g(self.f(x))
-
-
-def compose2(f, g):
-    """Compose two functions: ``compose2(f, g)(x) == g(f(x))``."""
-    return _Composed(f, g)
-
-
-def compose(*args):
-    """Compose functions left to right: ``compose(f, g, h)(x) == h(g(f(x)))``."""
-    return reduce(compose2, args)
-
-
-def pipeline(source, *args):
-    """Apply filters to a source, left to right."""
-    if len(args) == 0:
-        return source
-    return compose(*args)(source)
-
-
-def getfirst(a, keys, default=None, missing_is_error=True):
-    """The value of the first key of ``keys`` present in dict ``a``.
-
-    ``keys`` is a list or a string of alternatives separated by ``;``.
-    """
-    if isinstance(keys, str):
-        if " " in keys:
-            raise ValueError(f"getfirst: key spec {keys!r} contains a space; use ';' between alternatives")
-        keys = keys.split(";")
-    for k in keys:
-        if k in a:
-            return a[k]
-    if missing_is_error:
-        raise ValueError(f"didn't find {keys} in {list(a.keys())}")
-    return default
-
-
-def parse_field_spec(fields):
-    """Parse ``"jpg;png cls"`` (or a list) into ``[["jpg", "png"], ["cls"]]``."""
-    if isinstance(fields, str):
-        fields = fields.split()
-    return [field.split(";") for field in fields]
-
-
-def transform_with(sample, transformers):
-    """Apply ``transformers[i]`` to ``sample[i]``; missing or None transformers keep the value."""
-    if transformers is None or len(transformers) == 0:
-        return sample
-    if len(transformers) > len(sample):
-        raise ValueError(f"transform_with: {len(transformers)} transformers for {len(sample)} values")
-    result = list(sample)
-    for i, f in enumerate(transformers):
-        if f is not None:
-            result[i] = f(sample[i])
-    return result
-
-
-# ---------------------------------------------------------------------------
-# Error context
-# ---------------------------------------------------------------------------
-
-
-def _where(sample):
-    if not isinstance(sample, dict):
-        return ""
-    parts = []
-    key = sample.get("__key__")
-    if key is not None:
-        parts.append(f"__key__={key!r}")
-    url = sample.get("__url__")
-    if url is not None:
-        parts.append(f"__url__={url!r}")
-    return ", ".join(parts)
-
-
-def _annotate(exn, stage, sample):
-    """Add the stage and the sample's key/URL to an exception's message (once)."""
-    where = _where(sample)
-    if not where or isinstance(exn, DecodingError) or getattr(exn, "_ppwds_where", None):
-        return exn
-    text = f"in {stage}, sample {where}"
-    try:
-        exn._ppwds_where = text
-    except AttributeError:  # exceptions with __slots__
-        return exn
-    args = exn.args
-    # Only rewrite plain one-message exceptions; others render args their own way.
-    if len(args) == 1 and isinstance(args[0], str) and not isinstance(exn, OSError | UnicodeError):
-        exn.args = (f"{args[0]} [{text}]",)
-    else:
-        exn.add_note(text)
-    return exn
-
-
-def _handle(handler, exn, stage, sample):
-    return handler(_annotate(exn, stage, sample))
-
+_rehome(globals(), (_cachestages, _collate, _curry, _handling, _shuffles))
 
 # ---------------------------------------------------------------------------
 # Iterators
@@ -215,206 +131,6 @@ def _info(data, fmt=None, n=3, every=-1, width=50, stream=sys.stderr, name=""):
 
 
 info = pipelinefilter(_info)
-
-
-def pick(buf, rng):
-    """Remove and return a random element of list ``buf`` (the last one fills its slot)."""
-    k = rng.randint(0, len(buf) - 1)
-    sample = buf[k]
-    buf[k] = buf[-1]
-    buf.pop()
-    return sample
-
-
-# Input items handed to the Rust buffer per call: few crossings, little extra memory.
-_CHUNK = 32
-
-
-def _random_seed():
-    # Fresh entropy per call: forked workers get different seeds.
-    return int.from_bytes(os.urandom(8), "little")
-
-
-def _seed64(seed):
-    return int(seed) & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def _next_or_handle(it, handler):
-    """``next(it)``; on an error in the source, ask ``handler`` (None re-raises) and end."""
-    try:
-        return next(it), True
-    except StopIteration:
-        return None, False
-    except Exception as exn:
-        if handler is None:
-            raise
-        handler(exn)
-        # The source generator is finished after raising; end the input either way.
-        return None, False
-
-
-def _shuffle_python(data, bufsize, initial, rng, handler):
-    # webdataset's algorithm with a caller-supplied `random.Random` (same output as upstream).
-    data = iter(data)
-    initial = min(initial, bufsize)
-    buf = []
-    while True:
-        sample, ok = _next_or_handle(data, handler)
-        if not ok:
-            break
-        buf.append(sample)
-        if len(buf) < bufsize:
-            sample, ok = _next_or_handle(data, handler)
-            if ok:
-                buf.append(sample)
-        if len(buf) >= initial:
-            yield pick(buf, rng)
-        if not ok:
-            break
-    while buf:
-        yield pick(buf, rng)
-
-
-def _shuffle_rust(data, bufsize, initial, seed, handler):
-    from ._core import ShuffleBuffer
-
-    buf = ShuffleBuffer(max(int(bufsize), 0), max(int(initial), 0), _seed64(seed))
-    push_many = buf.push_many
-    data = iter(data)
-    chunk = []
-    while True:
-        sample, ok = _next_or_handle(data, handler)
-        if not ok:
-            break
-        chunk.append(sample)
-        if len(chunk) >= _CHUNK:
-            ready = push_many(chunk)
-            chunk.clear()
-            yield from ready
-    if chunk:
-        yield from push_many(chunk)
-    yield from buf.drain()
-
-
-def _shuffle(data, bufsize=1000, initial=100, rng=None, seed=None, handler=None):
-    """Shuffle a stream through a buffer of ``bufsize`` items.
-
-    Output starts once ``initial`` items are buffered (a smaller ``initial``
-    starts faster but mixes the first items less). With ``rng`` (a
-    ``random.Random``) the upstream Python algorithm runs with that generator;
-    with ``seed`` the order is a pure function of the seed and the input;
-    with neither, a fresh seed comes from ``os.urandom``. ``handler`` decides
-    what happens when the *source* raises: None re-raises, otherwise the
-    buffered items are still delivered and the stream ends.
-    """
-    if rng is not None and seed is not None:
-        raise ValueError("shuffle: pass either rng or seed, not both")
-    if rng is not None:
-        return _shuffle_python(data, bufsize, initial, rng, handler)
-    # make_seed(seed, 0): the same order as the first pass of shuffle(seed=seed).
-    seed = _random_seed() if seed is None else make_seed(seed, 0)
-    return _shuffle_rust(data, bufsize, initial, seed, handler)
-
-
-class Shuffle(PipelineStage):
-    """The stage ``shuffle(...)`` returns: a shuffle buffer that counts its passes.
-
-    With ``seed``, pass ``k`` of the stage (the k-th time the pipeline is
-    iterated in this process) uses ``make_seed(seed, k)``: a run is
-    reproducible, but epochs do not repeat the same order (webdataset gives
-    the identical order every epoch). The seed does not mix in the rank or
-    worker, so a shuffle placed before node splitting gives every rank the
-    same permutation. The pass counter lives in each process: DataLoader
-    workers that are not persistent start from pass 0 every epoch unless
-    ``set_epoch`` (or ``WebDataset.set_epoch``) is called before each epoch.
-    """
-
-    def __init__(self, bufsize=1000, initial=100, rng=None, seed=None, handler=None):
-        if rng is not None and seed is not None:
-            raise ValueError("shuffle: pass either rng or seed, not both")
-        self.bufsize = bufsize
-        self.initial = initial
-        self.rng = rng
-        self.seed = seed
-        self.handler = handler
-        self.passes = 0
-
-    def set_epoch(self, epoch):
-        """Make the next pass use pass number ``epoch`` (for DataLoader workers that restart)."""
-        self.passes = int(epoch)
-
-    def run(self, src):
-        n = self.passes
-        self.passes += 1
-        if self.rng is not None:
-            return _shuffle_python(src, self.bufsize, self.initial, self.rng, self.handler)
-        seed = _random_seed() if self.seed is None else make_seed(self.seed, n)
-        return _shuffle_rust(src, self.bufsize, self.initial, seed, self.handler)
-
-    __call__ = run
-
-    def __repr__(self):
-        return f"shuffle(bufsize={self.bufsize}, initial={self.initial}, seed={self.seed!r})"
-
-
-class _StageFactory(RestCurried):
-    # Like pipelinefilter(f), but each call builds a stage object that keeps state across passes.
-    def __init__(self, f, stage):
-        super().__init__(f)
-        self.stage = stage
-        functools.update_wrapper(self, f)
-
-    def __call__(self, *args, **kw):
-        return self.stage(*args, **kw)
-
-
-shuffle = _StageFactory(_shuffle, Shuffle)
-
-
-class detshuffle(PipelineStage):
-    """Stage: a deterministic shuffle whose order changes every epoch.
-
-    Each ``run`` (pipeline pass) increments ``epoch`` and seeds the buffer with
-    ``seed + epoch``, as both references do, so every rank and every DataLoader
-    worker produces the same order: placed before ``split_by_node`` /
-    ``split_by_worker`` it shuffles shards without reading any twice.
-    ``per_worker=True`` (opt-in) mixes the rank and worker into the seed, for
-    use *after* the splitters. The epoch counter lives in the process that
-    iterates: with DataLoader workers that are not persistent, call
-    ``set_epoch(e)`` in the main process before each epoch.
-    """
-
-    def __init__(self, bufsize=1000, initial=100, seed=0, epoch=-1, *, per_worker=False):
-        self.bufsize = bufsize
-        self.initial = initial
-        self.seed = seed
-        self.epoch = epoch
-        self.per_worker = per_worker
-
-    def set_epoch(self, epoch):
-        """Make the next pass use epoch ``epoch``."""
-        self.epoch = int(epoch) - 1
-
-    def current_seed(self, epoch=None):
-        """The buffer seed for ``epoch`` (default: the current one) in this process."""
-        epoch = self.epoch if epoch is None else epoch
-        if isinstance(self.seed, int | np.integer) and not isinstance(self.seed, bool):
-            base = int(self.seed) + epoch
-        else:
-            base = make_seed(self.seed, epoch)  # e.g. a string seed from WDS_SEED
-        if not self.per_worker:
-            return base
-        rank, _, worker, _ = utils.paddle_worker_info()
-        return make_seed(base, rank, worker)
-
-    def run(self, src):
-        self.epoch += 1
-        return _shuffle_rust(src, self.bufsize, self.initial, self.current_seed(), None)
-
-    __call__ = run
-
-    def __repr__(self):
-        return f"detshuffle(bufsize={self.bufsize}, initial={self.initial}, seed={self.seed!r}, epoch={self.epoch})"
 
 
 def _select(data, predicate):
@@ -452,22 +168,23 @@ def _image_handler(spec):
     return make(spec)
 
 
-def _decode(data, /, *args, handler=reraise_exception, **kw):
-    """Decode dict samples with ``autodecode.Decoder``; string arguments are image specs ("rgb8")."""
+def _decoder(args, **kw):
+    # The Decoder of decode(*args, pre=, post=, only=, partial=): strings are image specs.
     from .autodecode import Decoder
 
-    handlers = [_image_handler(x) if isinstance(x, str) else x for x in args]
-    f = Decoder(handlers, **kw)
-    for sample in data:
-        try:
-            if not isinstance(sample, dict):
-                raise TypeError(f"decode expects dict samples, got {type(sample).__name__}")
-            decoded = f(sample)
-        except Exception as exn:
-            if _handle(handler, exn, "decode", sample):
-                continue
-            break
-        yield decoded
+    return Decoder([_image_handler(x) if isinstance(x, str) else x for x in args], **kw)
+
+
+def _decode(data, /, *args, handler=reraise_exception, **kw):
+    """Decode dict samples with ``autodecode.Decoder``; string arguments are image specs ("rgb8")."""
+    f = _decoder(args, **kw)
+
+    def one(sample):
+        if not isinstance(sample, dict):
+            raise TypeError(f"decode expects dict samples, got {type(sample).__name__}")
+        return f(sample)
+
+    yield from _each(data, one, handler, "decode")
 
 
 _NATIVE_ONLY = ("resize", "crop", "random_crop", "seed", "threads", "filter", "window")
@@ -496,18 +213,7 @@ functools.update_wrapper(decode, _decode)
 
 def _map(data, f, handler=reraise_exception):
     """Apply ``f`` to each sample; None results are dropped, dict results keep the input's ``__key__``."""
-    for sample in data:
-        try:
-            result = f(sample)
-        except Exception as exn:
-            if _handle(handler, exn, "map", sample):
-                continue
-            break
-        if result is None:
-            continue
-        if isinstance(sample, dict) and isinstance(result, dict) and "__key__" in sample:
-            result["__key__"] = sample["__key__"]
-        yield result
+    return _each(data, f, handler, "map", keep_key=True)  # no wrapping generator: map is the hot stage
 
 
 map = pipelinefilter(_map)
@@ -524,18 +230,15 @@ def _rename(data, /, handler=reraise_exception, keep=True, **kw):
     otherwise only the new fields remain.
     """
     replaced = {x for v in kw.values() for x in _listify(v)}
-    for sample in data:
-        try:
-            if not keep:
-                result = {k: getfirst(sample, v, missing_is_error=True) for k, v in kw.items()}
-            else:
-                result = {k: v for k, v in sample.items() if k not in replaced}
-                result.update({k: getfirst(sample, v, missing_is_error=True) for k, v in kw.items()})
-        except Exception as exn:
-            if _handle(handler, exn, "rename", sample):
-                continue
-            break
-        yield result
+
+    def one(sample):
+        if not keep:
+            return {k: getfirst(sample, v, missing_is_error=True) for k, v in kw.items()}
+        result = {k: v for k, v in sample.items() if k not in replaced}
+        result.update({k: getfirst(sample, v, missing_is_error=True) for k, v in kw.items()})
+        return result
+
+    yield from _each(data, one, handler, "rename")
 
 
 rename = pipelinefilter(_rename)
@@ -563,17 +266,15 @@ def _map_dict(data, /, handler=reraise_exception, **kw):
         if not callable(f):
             raise TypeError(f"map_dict: {key}={f!r} is not callable")
     items = list(kw.items())
-    for sample in data:
-        try:
-            if not isinstance(sample, dict):
-                raise TypeError(f"map_dict expects dict samples, got {type(sample).__name__}")
-            for k, f in items:
-                sample[k] = f(sample[k])
-        except Exception as exn:
-            if _handle(handler, exn, "map_dict", sample):
-                continue
-            break
-        yield sample
+
+    def one(sample):
+        if not isinstance(sample, dict):
+            raise TypeError(f"map_dict expects dict samples, got {type(sample).__name__}")
+        for k, f in items:
+            sample[k] = f(sample[k])
+        return sample
+
+    yield from _each(data, one, handler, "map_dict")
 
 
 map_dict = pipelinefilter(_map_dict)
@@ -617,25 +318,22 @@ def _to_tuple(data, *args, handler=reraise_exception, missing_is_error=True, non
                 result.append(None)
         return tuple(result)
 
-    for sample in data:
-        try:
-            result = None
-            if simple is not None:
-                try:
-                    result = simple(sample)
-                except (KeyError, TypeError):
-                    result = None
-            if result is None:
-                result = general(sample)
-            if none_is_error:
-                for x in result:
-                    if x is None:
-                        raise ValueError(f"to_tuple {args} got None values for sample keys {list(sample.keys())}")
-        except Exception as exn:
-            if _handle(handler, exn, "to_tuple", sample):
-                continue
-            break
-        yield result
+    def one(sample):
+        result = None
+        if simple is not None:
+            try:
+                result = simple(sample)
+            except (KeyError, TypeError):
+                result = None
+        if result is None:
+            result = general(sample)
+        if none_is_error:
+            for x in result:
+                if x is None:
+                    raise ValueError(f"to_tuple {args} got None values for sample keys {list(sample.keys())}")
+        return result
+
+    yield from _each(data, one, handler, "to_tuple")
 
 
 to_tuple = pipelinefilter(_to_tuple)
@@ -647,258 +345,19 @@ def _map_tuple(data, *args, handler=reraise_exception):
     for f in fs:
         if not callable(f):
             raise TypeError(f"map_tuple: {f!r} is not callable")
-    for sample in data:
-        try:
-            if not isinstance(sample, list | tuple):
-                raise TypeError(f"map_tuple expects tuple samples, got {type(sample).__name__}")
-            sample = list(sample)
-            for i in range(min(len(fs), len(sample))):
-                sample[i] = fs[i](sample[i])
-        except Exception as exn:
-            if _handle(handler, exn, "map_tuple", sample):
-                continue
-            break
-        yield tuple(sample)
+
+    def one(sample):
+        if not isinstance(sample, list | tuple):
+            raise TypeError(f"map_tuple expects tuple samples, got {type(sample).__name__}")
+        result = list(sample)
+        for i in range(min(len(fs), len(result))):
+            result[i] = fs[i](result[i])
+        return tuple(result)
+
+    yield from _each(data, one, handler, "map_tuple")
 
 
 map_tuple = pipelinefilter(_map_tuple)
-
-
-# ---------------------------------------------------------------------------
-# Batching
-# ---------------------------------------------------------------------------
-
-_SCALARS = (int, float, np.number, np.bool_)
-
-
-def _tensor_module(x):
-    # Paddle/torch are only looked up if already imported: a tensor implies its module.
-    for name in ("paddle", "torch"):
-        mod = sys.modules.get(name)
-        if mod is not None:
-            tensor = getattr(mod, "Tensor", None)
-            if tensor is not None and isinstance(x, tensor):
-                return mod
-    return None
-
-
-def _field_name(name):
-    return "" if name is None else f" {name!r}"
-
-
-def _check_shapes(b, name, kind):
-    shape = tuple(b[0].shape)
-    for x in b:
-        if tuple(x.shape) != shape:
-            shapes = sorted({tuple(y.shape) for y in b})
-            raise ValueError(
-                f"cannot collate field{_field_name(name)}: {kind} shapes differ {shapes}; "
-                "resize or pad them, or batch with collation_fn=None (listed)"
-            )
-
-
-def combine_values(b, combine_tensors=True, combine_scalars=True, name=None, nested=False):
-    """Collate one field's values.
-
-    int/float/NumPy scalars → ``np.array``; ndarrays → stacked ``np.array``;
-    Paddle tensors → ``paddle.stack``; torch tensors → ``torch.stack``; dicts
-    → a list of dicts, or with ``nested=True`` a dict of collated fields;
-    anything else → a list. Arrays and tensors must share a shape, and
-    scalars, arrays and tensors must not be mixed with other types: both
-    raise ValueError naming the field.
-    """
-    b = list(b)
-    first = b[0]
-    if isinstance(first, _SCALARS):
-        if not combine_scalars:
-            return b
-        try:
-            arr = np.array(b)
-        except (ValueError, TypeError):
-            arr = None
-        # Non-scalars turn the result into an object/str array (or fail): check only then.
-        if arr is None or arr.ndim != 1 or arr.dtype.kind in "OUSV":
-            if not all(isinstance(x, _SCALARS) for x in b):
-                raise ValueError(
-                    f"cannot collate field{_field_name(name)}: mixed scalar and "
-                    f"{sorted({type(x).__name__ for x in b})} values"
-                )
-        return arr
-    if isinstance(first, np.ndarray):
-        shape = first.shape
-        for x in b:
-            if not isinstance(x, np.ndarray):
-                raise ValueError(
-                    f"cannot collate field{_field_name(name)}: mixed ndarray and "
-                    f"{sorted({type(x).__name__ for x in b})} values"
-                )
-            if x.shape != shape:
-                _check_shapes(b, name, "array")
-        return np.stack(b) if combine_tensors else b
-    if isinstance(first, dict):
-        if not nested:
-            return b
-        if not all(isinstance(x, dict) for x in b):
-            raise ValueError(f"cannot collate field{_field_name(name)}: mixed dict and other values")
-        return _collate_dicts(b, combine_tensors, combine_scalars, prefix=name, nested=True)
-    mod = _tensor_module(first)
-    if mod is not None:
-        if not all(isinstance(x, mod.Tensor) for x in b):
-            raise ValueError(f"cannot collate field{_field_name(name)}: mixed {mod.__name__} tensors and other values")
-        if not combine_tensors:
-            return b
-        _check_shapes(b, name, f"{mod.__name__} tensor")
-        return mod.stack(b)
-    return b
-
-
-def _collate_dicts(rows, combine_tensors, combine_scalars, prefix=None, nested=False):
-    keys = list(rows[0].keys())
-    keyset = set(keys)
-    for row in rows[1:]:
-        if row.keys() != keyset:
-            raise ValueError(
-                f"cannot collate{_field_name(prefix)}: samples have different keys "
-                f"{sorted(str(k) for k in keyset)} vs {sorted(str(k) for k in row.keys())}"
-            )
-    result = {}
-    for k in keys:
-        name = k if prefix is None else f"{prefix}.{k}"
-        result[k] = combine_values([row[k] for row in rows], combine_tensors, combine_scalars, name=name, nested=nested)
-    return result
-
-
-def tuple2dict(sample):
-    """``(a, b)`` → ``{0: a, 1: b}``; dicts pass through."""
-    if isinstance(sample, dict):
-        return sample
-    return dict(enumerate(sample))
-
-
-def dict2tuple(d):
-    """``{0: a, 1: b}`` → ``(a, b)``."""
-    return tuple(d[i] for i in range(1 + max(d.keys())))
-
-
-def default_collation_fn(samples, combine_tensors=True, combine_scalars=True, nested=False):
-    """Make a batch from a list of samples (tuples/lists or dicts).
-
-    Tuple samples give a list of collated columns (as ppwebdataset 0.2.86), or a
-    tuple of lists when neither ``combine_*`` flag is set (as webdataset 1.0.2);
-    dict samples give a dict of collated fields; bare values (e.g. a label
-    per sample) are collated as one column. A field whose values are dicts
-    (say decoded ``.json``) becomes a list of dicts, as upstream, unless
-    ``nested=True``, which collates it field by field into a dict of columns
-    (``nested_collation_fn``). See ``combine_values`` for each column.
-    """
-    samples = list(samples)
-    if not samples:
-        raise ValueError("cannot collate an empty batch")
-    first = samples[0]
-    if isinstance(first, dict):
-        if not all(isinstance(s, dict) for s in samples):
-            raise ValueError("cannot collate a batch that mixes dict and non-dict samples")
-        return _collate_dicts(samples, combine_tensors, combine_scalars, nested=nested)
-    if isinstance(first, list | tuple):
-        n = len(first)
-        for s in samples:
-            if not isinstance(s, list | tuple) or len(s) != n:
-                raise ValueError(
-                    f"cannot collate: samples must all be tuples of length {n}, got "
-                    f"{type(s).__name__} of length {len(s) if hasattr(s, '__len__') else '?'}"
-                )
-        columns = [
-            combine_values(col, combine_tensors, combine_scalars, name=i, nested=nested)
-            for i, col in enumerate(zip(*samples, strict=True))
-        ]
-        # Without any combining, webdataset 1.0.2 gives a tuple of lists; code written
-        # for it compares batches with tuples, so match it there.
-        return tuple(columns) if not (combine_tensors or combine_scalars) else columns
-    # Bare values (a scalar, array or tensor per sample) form a single column.
-    return combine_values(samples, combine_tensors, combine_scalars, nested=nested)
-
-
-def nested_collation_fn(samples, combine_tensors=True, combine_scalars=True):
-    """``default_collation_fn`` with ``nested=True``: dict values become dicts of batched columns."""
-    return default_collation_fn(samples, combine_tensors, combine_scalars, nested=True)
-
-
-def _batched(data, batchsize=20, collation_fn=default_collation_fn, partial=True):
-    """Group samples into batches of ``batchsize`` and collate them.
-
-    ``collation_fn=None`` yields plain lists. The last, smaller batch is kept
-    when ``partial``. A batch is emitted as soon as it is full.
-    """
-    if batchsize < 1:
-        raise ValueError(f"batched: batchsize must be >= 1, got {batchsize}")
-    batch = []
-    for sample in data:
-        batch.append(sample)
-        if len(batch) >= batchsize:
-            yield collation_fn(batch) if collation_fn is not None else batch
-            batch = []
-    if batch and (partial or len(batch) == batchsize):
-        yield collation_fn(batch) if collation_fn is not None else batch
-
-
-batched = pipelinefilter(_batched)
-
-
-def _listed(data, batchsize=20, partial=True):
-    """Group samples into plain lists of ``batchsize`` (no collation)."""
-    return _batched(data, batchsize=batchsize, collation_fn=None, partial=partial)
-
-
-listed = pipelinefilter(_listed)
-
-
-def _unlisted(data):
-    """Flatten lists of samples back into samples."""
-    for batch in data:
-        if not isinstance(batch, list | tuple):
-            raise TypeError(f"unlisted expects lists of samples, got {type(batch).__name__}")
-        yield from batch
-
-
-unlisted = pipelinefilter(_unlisted)
-
-
-def _batch_len(batch, where="batch"):
-    if isinstance(batch, dict):
-        lengths = {k: _batch_len(v, f"{where}.{k}") for k, v in batch.items()}
-        if not lengths:
-            raise ValueError(f"cannot unbatch an empty dict ({where})")
-        distinct = set(lengths.values())
-        if len(distinct) != 1:
-            raise ValueError(f"cannot unbatch {where}: fields have different lengths {lengths}")
-        return distinct.pop()
-    return len(batch)
-
-
-def _unbatch_dict(batch, i):
-    return {k: _unbatch_dict(v, i) if isinstance(v, dict) else v[i] for k, v in batch.items()}
-
-
-def _unbatched(data):
-    """Turn collated batches (tuples/lists of columns, or dicts) back into samples."""
-    for batch in data:
-        if isinstance(batch, dict):
-            n = _batch_len(batch)
-            for i in range(n):
-                yield _unbatch_dict(batch, i)
-        elif isinstance(batch, list | tuple):
-            if len(batch) == 0:
-                continue
-            lengths = [len(col) for col in batch]
-            if len(set(lengths)) != 1:
-                raise ValueError(f"cannot unbatch: columns have different lengths {lengths}")
-            for i in range(lengths[0]):
-                yield tuple(col[i] for col in batch)
-        else:
-            raise ValueError(f"cannot unbatch a {type(batch).__name__}; expected a tuple, list or dict batch")
-
-
-unbatched = pipelinefilter(_unbatched)
 
 
 def _rsample(data, p=0.5, seed=None):
@@ -994,7 +453,6 @@ def _rename_keys(source, /, *args, keep_unselected=False, must_match=True, dupli
 
 rename_keys = pipelinefilter(_rename_keys)
 
-
 # ---------------------------------------------------------------------------
 # xdecode: glob-pattern decoders over file-like values
 # ---------------------------------------------------------------------------
@@ -1076,151 +534,6 @@ def _xdecode(source, /, *args, must_decode=True, defaults=default_decoders, **kw
 
 
 xdecode = pipelinefilter(_xdecode)
-
-
-# ---------------------------------------------------------------------------
-# Caching stages
-# ---------------------------------------------------------------------------
-
-
-class Cached(PipelineStage):
-    """Stage: remember the first complete pass in memory and replay it afterwards.
-
-    A pass that stops early is not cached. Each process (DataLoader worker)
-    keeps its own cache of the samples it saw.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.cached = None
-
-    def run(self, source):
-        if self.cached is not None:
-            yield from self.cached
-            return
-        temp = []
-        for sample in source:
-            temp.append(sample)
-            yield sample
-        self.cached = temp
-
-
-_LMDB_ENVS: dict[str, object] = {}
-
-
-class LMDBCached(PipelineStage):
-    """Stage: cache a complete pass in an LMDB database and replay it on later runs.
-
-    Samples are stored with ``pickler.dumps`` and read back with
-    ``pickler.loads`` (``pickle`` by default): choosing this stage means
-    trusting the database file, since unpickling can run code. Keep it in a
-    directory only you can write to. Needs the optional ``lmdb`` package.
-
-    Entries are keyed by rank, worker and position (not by ``__key__``, which
-    repeats across shards), so each DataLoader worker caches and replays its
-    own part, in the original order. The database is opened in the process
-    that iterates, so the stage can be sent to workers.
-    """
-
-    def __init__(self, fname, map_size=1e12, pickler=pickle, chunksize=500):
-        try:
-            import lmdb  # noqa: F401
-        except ImportError as exn:
-            raise ImportError("LMDBCached needs the optional 'lmdb' package: pip install lmdb") from exn
-        self.fname = os.fspath(fname)
-        self.map_size = int(map_size)
-        self.pickler = pickler
-        self.chunksize = chunksize
-        self._db = None
-        self._pid = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_db"] = None
-        state["_pid"] = None
-        if isinstance(self.pickler, types.ModuleType):  # modules do not pickle; their names do
-            state["pickler"] = ("module", self.pickler.__name__)
-        return state
-
-    def __setstate__(self, state):
-        pickler = state.get("pickler")
-        if isinstance(pickler, tuple) and len(pickler) == 2 and pickler[0] == "module":
-            state["pickler"] = importlib.import_module(pickler[1])
-        self.__dict__.update(state)
-
-    @property
-    def db(self):
-        """The LMDB environment of this process (opened on first use)."""
-        import lmdb
-
-        pid = os.getpid()
-        if self._db is None or self._pid != pid:
-            # LMDB allows one open environment per file and process: share it.
-            where = (os.path.realpath(self.fname), pid)
-            env = _LMDB_ENVS.get(where)
-            if env is None:
-                env = lmdb.open(self.fname, readonly=False, map_size=self.map_size, subdir=True, lock=True)
-                _LMDB_ENVS[where] = env
-            self._db, self._pid = env, pid
-        return self._db
-
-    @staticmethod
-    def _prefix():
-        rank, world, worker, nworkers = utils.paddle_worker_info()
-        return f"{world}.{rank}.{nworkers}.{worker}:".encode()
-
-    def is_complete(self):
-        """True when this rank/worker's part has been stored completely."""
-        with self.db.begin(write=False) as txn:
-            return txn.get(b"_" + self._prefix()) is not None
-
-    def add_samples(self, samples):
-        """Store ``(key, sample)`` pairs (keys are ``str``)."""
-        with self.db.begin(write=True) as txn:
-            for key, sample in samples:
-                txn.put(key.encode(), self.pickler.dumps(sample))
-
-    def run(self, source):
-        prefix = self._prefix()
-        if self.is_complete():
-            with self.db.begin(write=False) as txn:
-                cursor = txn.cursor()
-                if cursor.set_range(prefix):
-                    for key, value in cursor:
-                        if not key.startswith(prefix):
-                            break
-                        yield self.pickler.loads(value)
-            return
-        self._clear(prefix)
-        buffer = []
-        for i, sample in enumerate(source):
-            buffer.append((f"{prefix.decode()}{i:012d}", sample))
-            if len(buffer) >= self.chunksize:
-                self.add_samples(buffer)
-                buffer = []
-            yield sample
-        if buffer:
-            self.add_samples(buffer)
-        with self.db.begin(write=True) as txn:
-            txn.put(b"_" + prefix, b"1")
-
-    def _clear(self, prefix):
-        # Entries of an earlier, interrupted pass must not be replayed.
-        with self.db.begin(write=True) as txn:
-            cursor = txn.cursor()
-            if cursor.set_range(prefix):
-                while cursor.key().startswith(prefix):
-                    if not cursor.delete():
-                        break
-
-    def close(self):
-        """Close the database (it reopens on the next use)."""
-        if self._db is not None:
-            for where, env in list(_LMDB_ENVS.items()):
-                if env is self._db:
-                    del _LMDB_ENVS[where]
-            self._db.close()
-            self._db = None
 
 
 def __getattr__(name):

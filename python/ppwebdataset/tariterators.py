@@ -13,6 +13,7 @@ import importlib
 import io
 import random
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeGuard
 
@@ -22,7 +23,7 @@ from .errors import CorruptShardError, TruncatedShardError
 from .filters import pipelinefilter
 from .gopen import local_path, rewrite_url
 from .handlers import reraise_exception
-from .utils import braceexpand
+from .utils import braceexpand, paddle_worker_info
 
 # Called through the module so that replacing ppwebdataset.gopen.gopen reaches every opener.
 _gopen = importlib.import_module("ppwebdataset.gopen")
@@ -362,17 +363,63 @@ def tarfile_samples(
     header is still an error then.
     """
     check_select_files(select_files)
-    for source in src:
-        if isinstance(source, str):
-            source = dict(url=source)
-        keep_going = yield from read_shard(source, handler, select_files, rename_files, ignore_zeros=ignore_zeros)
+    sources = (dict(url=source) if isinstance(source, str) else source for source in src)
+    yield from _read_shards(sources, handler, select_files, rename_files, ignore_zeros=ignore_zeros)
+
+
+def _read_shards(sources, handler, select_files, rename_files, stats=None, ignore_zeros=False):
+    # The shard loop of tarfile_samples and ShardSamples: read on until a handler says stop
+    # (then returns False, and ShardSamples skips its empty check).
+    for source in sources:
+        keep_going = yield from read_shard(source, handler, select_files, rename_files, stats, ignore_zeros)
         if not keep_going:
-            return
+            return False
+    return True
 
 
 tarfile_to_samples = pipelinefilter(tarfile_samples)
 
+
+_EMPTY_EPOCH = (
+    "No samples found in dataset; perhaps you have fewer shards than workers.\n"
+    "Turn off using empty_check=False in the WebDataset constructor."
+)
+
+
+class ShardSamples:
+    """Pipeline stage: opened or listed shards → samples, read by the Rust core (``WebDataset``'s reader).
+
+    ``tarfile_samples`` with a check for empty epochs (both loop over ``_read_shards``).
+    With ``empty_check`` a worker that read shards but produced no sample
+    raises; a worker that got no shard at all (fewer shards than ranks×workers)
+    only warns, so the other workers keep training.
+    """
+
+    def __init__(self, handler=reraise_exception, select_files=None, rename_files=None, empty_check=True):
+        check_select_files(select_files)
+        self.handler = handler
+        self.select_files = select_files
+        self.rename_files = rename_files
+        self.empty_check = empty_check
+
+    def __call__(self, src):
+        stats = {"shards": 0, "samples": 0}
+        if not (yield from _read_shards(src, self.handler, self.select_files, self.rename_files, stats)):
+            return
+        if self.empty_check and stats["samples"] == 0:
+            rank, world, worker, nworkers = paddle_worker_info()
+            if stats["shards"] == 0 and world * nworkers > 1:
+                warnings.warn(
+                    f"rank {rank} worker {worker} got no shards: there are fewer shards than "
+                    f"ranks×workers ({world}×{nworkers}); this worker yields nothing",
+                    stacklevel=2,
+                )
+                return
+            raise ValueError(_EMPTY_EPOCH)
+
+
 __all__ = [
+    "ShardSamples",
     "base_plus_ext",
     "group_by_keys",
     "read_shard",

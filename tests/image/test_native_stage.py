@@ -169,6 +169,15 @@ def test_corrupt_image_goes_through_the_handler(bad_shard):
         ]
 
 
+@pytest.mark.parametrize("window", [1, 2, 3, 64])
+def test_a_handler_that_stops_ends_the_stream_in_both_paths(bad_shard, window):
+    # A False handler ends the stage at the first bad sample, whatever the window of pending decodes.
+    for native in (False, True):
+        kw = dict(native=True, window=window) if native else {}
+        out = _run([bad_shard], "rgb8", handler=wds.ignore_and_stop, **kw)
+        assert [s["__key__"] for s in out] == ["00000", "00001"], (native, window)
+
+
 def test_resize_and_centre_crop_give_one_shape(shards):
     out = _run(shards, "rgb8", native=True, resize=24, crop=(16, 20))
     assert {s["jpg"].shape for s in out} == {s["png"].shape for s in out} == {(16, 20, 3)}
