@@ -118,7 +118,18 @@ impl<T> Grouper<T> {
         })
     }
 
-    /// Adds a member checked by [`Grouper::check`]; returns the sample it completed, if any.
+    /// Member mode: `name` as a sample of its own, whatever its shape (the whole name is
+    /// the key, the extension is empty).
+    pub fn whole(&mut self, name: &[u8]) -> Split {
+        Split {
+            new_sample: true,
+            key_len: name.len(),
+            ext: self.intern(b""),
+        }
+    }
+
+    /// Adds a member checked by [`Grouper::check`] (or [`Grouper::whole`]); returns the
+    /// sample it completed, if any.
     pub fn push(&mut self, name: &[u8], split: Split, data: T) -> Option<Sample<T>> {
         if !split.new_sample {
             if let Some(cur) = self.current.as_mut() {
