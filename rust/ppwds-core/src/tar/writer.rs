@@ -192,11 +192,6 @@ impl HeaderTemplate {
         })
     }
 
-    /// The modification time written into headers.
-    pub fn mtime(&self) -> u64 {
-        self.mtime
-    }
-
     /// Changes the modification time of later members.
     pub fn set_mtime(&mut self, mtime: u64) -> Result<(), InvalidMember> {
         if mtime > MAX_OCTAL_SIZE {
@@ -247,14 +242,6 @@ impl HeaderTemplate {
         }
         let (prefix, short) = split.unwrap_or((&[][..], &name[..name.len().min(100)]));
         self.push_block(out, short, prefix, size, b'0');
-    }
-
-    /// Appends a complete member: header(s), data and padding.
-    pub fn append_member(&self, out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
-        out.reserve(BLOCK + data.len() + BLOCK);
-        self.append_header(out, name, data.len() as u64);
-        out.extend_from_slice(data);
-        append_padding(out, data.len() as u64);
     }
 }
 
@@ -396,7 +383,9 @@ mod tests {
         let t = HeaderTemplate::new(&MemberMeta::default()).unwrap();
         let name = vec![b'n'; 300];
         let mut out = Vec::new();
-        t.append_member(&mut out, &name, b"abc");
+        t.append_header(&mut out, &name, 3);
+        out.extend_from_slice(b"abc");
+        append_padding(&mut out, 3);
         assert_eq!(out.len(), 4 * BLOCK);
         assert_eq!(out[156], b'x');
         assert!(checksum_ok(&out[..BLOCK]));
