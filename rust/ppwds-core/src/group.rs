@@ -49,6 +49,9 @@ pub struct Grouper<T> {
     ids: HashMap<Vec<u8>, u32>,
     names: Vec<Vec<u8>>,
     scratch: Vec<u8>,
+    /// Id of the empty extension of member mode, looked up once: comparing empty keys
+    /// in the map costs a memcmp on a dangling pointer, slow with AVX-512 masked loads.
+    whole_ext: Option<u32>,
 }
 
 impl<T> Default for Grouper<T> {
@@ -66,6 +69,7 @@ impl<T> Grouper<T> {
             ids: HashMap::new(),
             names: Vec::new(),
             scratch: Vec::new(),
+            whole_ext: None,
         }
     }
 
@@ -121,10 +125,18 @@ impl<T> Grouper<T> {
     /// Member mode: `name` as a sample of its own, whatever its shape (the whole name is
     /// the key, the extension is empty).
     pub fn whole(&mut self, name: &[u8]) -> Split {
+        let ext = match self.whole_ext {
+            Some(id) => id,
+            None => {
+                let id = self.intern(b"");
+                self.whole_ext = Some(id);
+                id
+            }
+        };
         Split {
             new_sample: true,
             key_len: name.len(),
-            ext: self.intern(b""),
+            ext,
         }
     }
 
