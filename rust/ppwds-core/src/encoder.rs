@@ -179,11 +179,6 @@ impl<W: Write> ShardEncoder<W> {
         self.finished
     }
 
-    /// The output.
-    pub fn get_ref(&self) -> &W {
-        &self.out
-    }
-
     fn flush_buf(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
