@@ -143,19 +143,45 @@ impl<T> Grouper<T> {
     /// Adds a member checked by [`Grouper::check`] (or [`Grouper::whole`]); returns the
     /// sample it completed, if any.
     pub fn push(&mut self, name: &[u8], split: Split, data: T) -> Option<Sample<T>> {
-        if !split.new_sample {
-            if let Some(cur) = self.current.as_mut() {
-                cur.members.push((split.ext, data));
-                return None;
+        match self.add(split, data) {
+            Ok(()) => None,
+            Err(data) => {
+                let whole = name.len() == split.key_len;
+                self.start(name[..split.key_len].to_vec(), whole, split.ext, data)
             }
         }
+    }
+
+    /// [`Grouper::push`] for a name the caller gives away: a new sample keeps its
+    /// allocation as the key instead of copying it.
+    pub fn push_owned(&mut self, mut name: Vec<u8>, split: Split, data: T) -> Option<Sample<T>> {
+        match self.add(split, data) {
+            Ok(()) => None,
+            Err(data) => {
+                let whole = name.len() == split.key_len;
+                name.truncate(split.key_len);
+                self.start(name, whole, split.ext, data)
+            }
+        }
+    }
+
+    /// Adds to the current sample, or hands `data` back when the member starts a new one.
+    fn add(&mut self, split: Split, data: T) -> Result<(), T> {
+        match self.current.as_mut() {
+            Some(cur) if !split.new_sample => {
+                cur.members.push((split.ext, data));
+                Ok(())
+            }
+            _ => Err(data),
+        }
+    }
+
+    /// Starts a sample; `whole`: the key is the entire name (member mode: one member).
+    fn start(&mut self, key: Vec<u8>, whole: bool, ext: u32, data: T) -> Option<Sample<T>> {
         let done = self.current.take();
-        let mut members = Vec::with_capacity(4);
-        members.push((split.ext, data));
-        self.current = Some(Sample {
-            key: name[..split.key_len].to_vec(),
-            members,
-        });
+        let mut members = Vec::with_capacity(if whole { 1 } else { 4 });
+        members.push((ext, data));
+        self.current = Some(Sample { key, members });
         done
     }
 

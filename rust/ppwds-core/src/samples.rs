@@ -160,7 +160,7 @@ impl<R: BufRead, T> SampleStream<R, T> {
     /// Adds the data of the member announced by [`Stop::Big`]; returns a completed sample.
     pub fn deliver(&mut self, data: Payload<T>) -> Option<Sample<Payload<T>>> {
         let (name, split) = self.pending.take()?;
-        self.grouper.push(&name, split, data)
+        self.grouper.push_owned(name, split, data)
     }
 
     /// Reports that reading a [`Stop::Big`] member failed: the shard is over.
@@ -267,7 +267,8 @@ impl<R: BufRead, T> SampleStream<R, T> {
                 Err(e) => return self.damaged_after(out, e.with_member(&entry.name)),
             };
             bytes += data.len() as u64;
-            if let Some(done) = self.grouper.push(name, split, Payload::Bytes(data)) {
+            let name = renamed.unwrap_or(entry.name);
+            if let Some(done) = self.grouper.push_owned(name, split, Payload::Bytes(data)) {
                 out.push(done);
             }
         }

@@ -306,12 +306,13 @@ impl PyTarSampleReader {
             return Ok(out);
         };
         loop {
-            let mut batch = Vec::new();
             let mut slot: Option<PyErr> = None;
             let limits = FillLimits {
                 big_member: BIG_MEMBER,
                 ..FillLimits::default()
             };
+            // Sized once: growing it step by step sends malloc through its slow paths.
+            let mut batch = Vec::with_capacity(limits.max_samples + 1);
             let filled = if needs_filter {
                 detach(py, || {
                     let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name, &mut slot));
