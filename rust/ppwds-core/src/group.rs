@@ -49,6 +49,9 @@ pub struct Grouper<T> {
     ids: HashMap<Vec<u8>, u32>,
     names: Vec<Vec<u8>>,
     scratch: Vec<u8>,
+    /// Id of the empty extension of member mode, looked up once: comparing empty keys
+    /// in the map costs a memcmp on a dangling pointer, slow with AVX-512 masked loads.
+    whole_ext: Option<u32>,
 }
 
 impl<T> Default for Grouper<T> {
@@ -66,6 +69,7 @@ impl<T> Grouper<T> {
             ids: HashMap::new(),
             names: Vec::new(),
             scratch: Vec::new(),
+            whole_ext: None,
         }
     }
 
@@ -118,21 +122,66 @@ impl<T> Grouper<T> {
         })
     }
 
-    /// Adds a member checked by [`Grouper::check`]; returns the sample it completed, if any.
+    /// Member mode: `name` as a sample of its own, whatever its shape (the whole name is
+    /// the key, the extension is empty).
+    pub fn whole(&mut self, name: &[u8]) -> Split {
+        let ext = match self.whole_ext {
+            Some(id) => id,
+            None => {
+                let id = self.intern(b"");
+                self.whole_ext = Some(id);
+                id
+            }
+        };
+        Split {
+            new_sample: true,
+            key_len: name.len(),
+            ext,
+        }
+    }
+
+    /// Adds a member checked by [`Grouper::check`] (or [`Grouper::whole`]); returns the
+    /// sample it completed, if any.
     pub fn push(&mut self, name: &[u8], split: Split, data: T) -> Option<Sample<T>> {
-        if !split.new_sample {
-            if let Some(cur) = self.current.as_mut() {
-                cur.members.push((split.ext, data));
-                return None;
+        match self.add(split, data) {
+            Ok(()) => None,
+            Err(data) => {
+                let whole = name.len() == split.key_len;
+                self.start(name[..split.key_len].to_vec(), whole, split.ext, data)
             }
         }
+    }
+
+    /// [`Grouper::push`] for a name the caller gives away: a new sample keeps its
+    /// allocation as the key instead of copying it.
+    pub fn push_owned(&mut self, mut name: Vec<u8>, split: Split, data: T) -> Option<Sample<T>> {
+        match self.add(split, data) {
+            Ok(()) => None,
+            Err(data) => {
+                let whole = name.len() == split.key_len;
+                name.truncate(split.key_len);
+                self.start(name, whole, split.ext, data)
+            }
+        }
+    }
+
+    /// Adds to the current sample, or hands `data` back when the member starts a new one.
+    fn add(&mut self, split: Split, data: T) -> Result<(), T> {
+        match self.current.as_mut() {
+            Some(cur) if !split.new_sample => {
+                cur.members.push((split.ext, data));
+                Ok(())
+            }
+            _ => Err(data),
+        }
+    }
+
+    /// Starts a sample; `whole`: the key is the entire name (member mode: one member).
+    fn start(&mut self, key: Vec<u8>, whole: bool, ext: u32, data: T) -> Option<Sample<T>> {
         let done = self.current.take();
-        let mut members = Vec::with_capacity(4);
-        members.push((split.ext, data));
-        self.current = Some(Sample {
-            key: name[..split.key_len].to_vec(),
-            members,
-        });
+        let mut members = Vec::with_capacity(if whole { 1 } else { 4 });
+        members.push((ext, data));
+        self.current = Some(Sample { key, members });
         done
     }
 

@@ -1,10 +1,11 @@
 //! Pure-Rust core of ppwebdataset.
 //!
-//! Tar parsing, sample grouping, whole-archive decompression and the helpers
+//! Tar parsing and writing, sample grouping, whole-archive decompression and the helpers
 //! the Python binding builds on. Nothing here depends on Python, so
 //! `cargo test` runs without an interpreter.
 #![deny(missing_docs)]
 
+pub mod encoder;
 pub mod error;
 pub mod group;
 #[cfg(feature = "image")]

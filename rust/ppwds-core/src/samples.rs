@@ -3,7 +3,9 @@
 //! [`SampleStream::fill`] does all per-member work (headers, metadata skipping,
 //! key splitting, grouping, copying small payloads) in one call, so a binding
 //! can run it without holding an interpreter lock. Large payloads are left for
-//! the caller to read straight into their final buffer.
+//! the caller to read straight into their final buffer. In member mode
+//! ([`SampleStream::members`]) every member is a sample of its own, with the
+//! same batch limits and the same large-payload rule.
 
 use std::io::BufRead;
 
@@ -75,6 +77,10 @@ pub struct SampleStream<R: BufRead, T> {
     grouper: Grouper<Payload<T>>,
     pending: Option<(Vec<u8>, Split)>,
     finished: bool,
+    /// False in member mode.
+    group: bool,
+    /// Member mode: the last member still counts when the header after it is damaged.
+    keep_before_damage: bool,
 }
 
 /// A name filter that keeps every member unchanged.
@@ -95,6 +101,23 @@ impl<R: BufRead, T> SampleStream<R, T> {
             grouper: Grouper::new(true),
             pending: None,
             finished: false,
+            group: true,
+            keep_before_damage: false,
+        }
+    }
+
+    /// Member mode: every regular member, metadata included, is a sample of its own whose
+    /// key is the whole name and whose one member has the empty extension.
+    ///
+    /// A member is handed out once the header after it was read, so a compressed
+    /// stream's trailer is checked before its last member counts. With
+    /// `keep_before_damage` (right for uncompressed input, whose bytes were read whole)
+    /// a member still counts when that next header is damaged.
+    pub fn members(src: R, opts: ReadOptions, keep_before_damage: bool) -> Self {
+        SampleStream {
+            group: false,
+            keep_before_damage,
+            ..Self::with_options(src, opts)
         }
     }
 
@@ -125,10 +148,19 @@ impl<R: BufRead, T> SampleStream<R, T> {
         Stop::Fatal(err)
     }
 
+    /// Damage after the sample in progress (whose next header was read): member mode may
+    /// still hand it out.
+    fn damaged_after(&mut self, out: &mut Vec<Sample<Payload<T>>>, err: Error) -> Stop {
+        if !self.group && self.keep_before_damage {
+            out.extend(self.grouper.finish());
+        }
+        self.fatal(err)
+    }
+
     /// Adds the data of the member announced by [`Stop::Big`]; returns a completed sample.
     pub fn deliver(&mut self, data: Payload<T>) -> Option<Sample<Payload<T>>> {
         let (name, split) = self.pending.take()?;
-        self.grouper.push(&name, split, data)
+        self.grouper.push_owned(name, split, data)
     }
 
     /// Reports that reading a [`Stop::Big`] member failed: the shard is over.
@@ -138,8 +170,8 @@ impl<R: BufRead, T> SampleStream<R, T> {
 
     /// Reads members until a limit, a large member, an error or the end of the shard.
     ///
-    /// Completed samples are appended to `out`. `filter` sees every non-metadata
-    /// member name and may rename or skip it.
+    /// Completed samples are appended to `out`. `filter` sees every member name
+    /// (but metadata ones when grouping) and may rename or skip it.
     pub fn fill(
         &mut self,
         out: &mut Vec<Sample<Payload<T>>>,
@@ -162,11 +194,11 @@ impl<R: BufRead, T> SampleStream<R, T> {
                     self.finished = true;
                     return Stop::End;
                 }
-                Err(e) => return self.fatal(e),
+                Err(e) => return self.damaged_after(out, e),
             };
-            if is_meta(&entry.name) {
+            if self.group && is_meta(&entry.name) {
                 if let Err(e) = self.reader.skip_data() {
-                    return self.fatal(e.with_member(&entry.name));
+                    return self.damaged_after(out, e.with_member(&entry.name));
                 }
                 continue;
             }
@@ -175,14 +207,14 @@ impl<R: BufRead, T> SampleStream<R, T> {
                 Ok(Decision::Rename(n)) => Some(n),
                 Ok(Decision::Skip) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e.with_member(&entry.name));
+                        return self.damaged_after(out, e.with_member(&entry.name));
                     }
                     continue;
                 }
                 Err(e) => {
                     // A failing filter concerns this member only: skip it, keep the shard.
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e.with_member(&entry.name));
+                        return self.damaged_after(out, e.with_member(&entry.name));
                     }
                     let e = if e.member.is_none() {
                         e.with_member(&entry.name)
@@ -193,17 +225,22 @@ impl<R: BufRead, T> SampleStream<R, T> {
                 }
             };
             let name = renamed.as_deref().unwrap_or(&entry.name);
-            let split = match self.grouper.check(name) {
+            let checked = if self.group {
+                self.grouper.check(name)
+            } else {
+                Ok(self.grouper.whole(name))
+            };
+            let split = match checked {
                 Ok(split) => split,
                 Err(Rejected::NoKey) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e.with_member(&entry.name));
+                        return self.damaged_after(out, e.with_member(&entry.name));
                     }
                     continue;
                 }
                 Err(Rejected::Duplicate { key, ext }) => {
                     if let Err(e) = self.reader.skip_data() {
-                        return self.fatal(e.with_member(&entry.name));
+                        return self.damaged_after(out, e.with_member(&entry.name));
                     }
                     let err = Error::new(
                         ErrorKind::DuplicateMember {
@@ -227,10 +264,11 @@ impl<R: BufRead, T> SampleStream<R, T> {
             }
             let data = match self.reader.read_data_vec() {
                 Ok(d) => d,
-                Err(e) => return self.fatal(e.with_member(&entry.name)),
+                Err(e) => return self.damaged_after(out, e.with_member(&entry.name)),
             };
             bytes += data.len() as u64;
-            if let Some(done) = self.grouper.push(name, split, Payload::Bytes(data)) {
+            let name = renamed.unwrap_or(entry.name);
+            if let Some(done) = self.grouper.push_owned(name, split, Payload::Bytes(data)) {
                 out.push(done);
             }
         }

@@ -94,18 +94,9 @@ struct SendPtr(*mut u8, usize);
 // SAFETY: the pointee is a `bytes` buffer owned by the calling frame and not shared.
 unsafe impl Send for SendPtr {}
 
-/// A member and its data, unless it is big enough to be read into its `bytes` directly.
-type MemberStep = (Entry, Option<Vec<u8>>);
-
-enum Mode {
-    Samples(SampleStream<TarStream, Py<PyBytes>>),
-    Members(TarReader<TarStream>),
-}
-
 struct Inner {
-    mode: Option<Mode>,
-    /// Members mode: the next entry, read before the previous member was handed out.
-    lookahead: Option<Entry>,
+    /// Samples, or members one by one (`group=False`).
+    stream: Option<SampleStream<TarStream, Py<PyBytes>>>,
     compressed: bool,
     /// Bytes available after the data offset, for sources whose size is known.
     file_size: Option<u64>,
@@ -131,6 +122,7 @@ pub struct PyTarSampleReader {
     local_path: Option<Py<PyAny>>,
     select_files: Option<Py<PyAny>>,
     rename_files: Option<Py<PyAny>>,
+    group: bool,
     inner: Mutex<Inner>,
 }
 
@@ -207,6 +199,29 @@ fn read_big<R: io::BufRead + Send>(
         .unbind())
 }
 
+/// Member mode: a one-member "sample" as the `(name, bytes)` tuple Python expects.
+fn member_tuple<'py>(
+    py: Python<'py>,
+    sample: Sample<Payload<Py<PyBytes>>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let value = match sample.members.into_iter().next() {
+        Some((_, Payload::Bytes(v))) => PyBytes::new(py, &v).unbind(),
+        Some((_, Payload::External(obj))) => obj,
+        None => {
+            return Err(PyRuntimeError::new_err(
+                "member mode produced an empty sample",
+            ))
+        }
+    };
+    PyTuple::new(
+        py,
+        [
+            decode_name(py, &sample.key)?.into_any(),
+            value.into_bound(py).into_any(),
+        ],
+    )
+}
+
 impl PyTarSampleReader {
     fn ctx(&self, compressed: bool) -> ShardContext<'_> {
         ShardContext {
@@ -270,20 +285,21 @@ impl PyTarSampleReader {
         let file_size = inner.file_size;
         let needs_filter = self.rename_files.is_some() || self.select_files.is_some();
         let Inner {
-            mode,
+            stream,
             ext_cache,
             deferred,
             ..
         } = inner;
-        let Some(Mode::Samples(stream)) = mode.as_mut() else {
+        let Some(stream) = stream.as_mut() else {
             return Ok(out);
         };
         loop {
-            let mut batch = Vec::new();
             let limits = FillLimits {
                 big_member: BIG_MEMBER,
                 ..FillLimits::default()
             };
+            // Sized once: growing it step by step sends malloc through its slow paths.
+            let mut batch = Vec::with_capacity(limits.max_samples + 1);
             let filled = if needs_filter {
                 release(py, || {
                     let mut f = |name: &[u8]| Python::attach(|py| self.filter(py, name));
@@ -317,7 +333,11 @@ impl PyTarSampleReader {
                 ext_cache.push(decode_name(py, name)?.unbind());
             }
             for s in batch {
-                out.append(self.sample_dict(py, ext_cache, s)?)?;
+                if self.group {
+                    out.append(self.sample_dict(py, ext_cache, s)?)?;
+                } else {
+                    out.append(member_tuple(py, s)?)?;
+                }
             }
             match stop {
                 Stop::Full => {
@@ -336,114 +356,6 @@ impl PyTarSampleReader {
             }
             return Ok(out);
         }
-    }
-
-    fn next_members<'py>(
-        &self,
-        py: Python<'py>,
-        inner: &mut Inner,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        let compressed = inner.compressed;
-        let file_size = inner.file_size;
-        let Inner {
-            mode,
-            lookahead,
-            deferred,
-            ..
-        } = inner;
-        let Some(Mode::Members(reader)) = mode.as_mut() else {
-            return Ok(out);
-        };
-        let ctx = self.ctx(compressed);
-        let mut budget: u64 = 8 << 20;
-        let mut broken = false;
-        while out.len() < 256 && budget > 0 {
-            let step = release(py, || -> Result<Option<MemberStep>, Error> {
-                let entry = match lookahead.take() {
-                    Some(e) => e,
-                    None => match reader.next_entry()? {
-                        Some(e) => e,
-                        None => return Ok(None),
-                    },
-                };
-                if entry.size >= BIG_MEMBER {
-                    return Ok(Some((entry, None)));
-                }
-                let data = reader
-                    .read_data_vec()
-                    .map_err(|e| e.with_member(&entry.name))?;
-                Ok(Some((entry, Some(data))))
-            });
-            let (entry, data) = match step {
-                Ok(Some(x)) => x,
-                Ok(None) => break,
-                Err(err) => {
-                    broken |= matches!(err.kind, ErrorKind::Panicked(_));
-                    if out.is_empty() {
-                        if broken {
-                            *mode = None;
-                        }
-                        return Err(to_pyerr(py, err, &ctx));
-                    }
-                    *deferred = Some(err);
-                    break;
-                }
-            };
-            let value = match data {
-                Some(v) => PyBytes::new(py, &v).unbind(),
-                None => {
-                    let trusted = !compressed && fits(&entry, file_size);
-                    match read_big(py, reader, &entry, trusted) {
-                        Ok(obj) => obj,
-                        Err(e) => {
-                            let err = e.with_member(&entry.name);
-                            if out.is_empty() {
-                                return Err(to_pyerr(py, err, &ctx));
-                            }
-                            *deferred = Some(err);
-                            break;
-                        }
-                    }
-                }
-            };
-            // Read the next header before handing this member out: after the last member
-            // of a compressed shard that read checks the trailer, and a member whose
-            // bytes fail the check must not be returned.
-            let mut keep = true;
-            match release(py, || reader.next_entry()) {
-                Ok(next) => *lookahead = next,
-                Err(e) => {
-                    let panicked = matches!(e.kind, ErrorKind::Panicked(_));
-                    broken |= panicked;
-                    keep = !compressed && !panicked;
-                    *deferred = Some(e);
-                }
-            }
-            if keep {
-                budget = budget.saturating_sub(entry.size);
-                let t = PyTuple::new(
-                    py,
-                    [
-                        decode_name(py, &entry.name)?.into_any(),
-                        value.into_bound(py).into_any(),
-                    ],
-                )?;
-                out.append(t)?;
-            }
-            if deferred.is_some() {
-                break;
-            }
-        }
-        if broken {
-            *mode = None;
-        }
-        if out.is_empty() {
-            if let Some(err) = deferred.take() {
-                return Err(to_pyerr(py, err, &ctx));
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -508,10 +420,12 @@ impl PyTarSampleReader {
             // pipe or socket stops at the marker, as before.
             check_after_end: file_size.is_some() || compressed,
         };
-        let mode = if group {
-            Mode::Samples(SampleStream::with_options(stream, opts))
+        let stream = if group {
+            SampleStream::with_options(stream, opts)
         } else {
-            Mode::Members(TarReader::with_options(stream, opts))
+            // Uncompressed bytes are read whole, so a member counts even when the header
+            // after it is damaged; a compressed stream's trailer must vouch for it first.
+            SampleStream::members(stream, opts, !compressed)
         };
         Ok(PyTarSampleReader {
             url: url.clone().unbind(),
@@ -519,9 +433,9 @@ impl PyTarSampleReader {
             local_path,
             select_files,
             rename_files,
+            group,
             inner: Mutex::new(Inner {
-                mode: Some(mode),
-                lookahead: None,
+                stream: Some(stream),
                 compressed,
                 file_size,
                 deferred: None,
@@ -550,13 +464,9 @@ impl PyTarSampleReader {
         if let Some(err) = inner.deferred.take() {
             return Err(to_pyerr(py, err, &ctx));
         }
-        let result = catch(|| match inner.mode {
-            Some(Mode::Samples(_)) => self.next_samples(py, inner),
-            Some(Mode::Members(_)) => self.next_members(py, inner),
-            None => Ok(PyList::empty(py)),
-        });
+        let result = catch(|| self.next_samples(py, inner));
         result.unwrap_or_else(|panicked| {
-            inner.mode = None;
+            inner.stream = None;
             inner.deferred = None;
             Err(to_pyerr(py, panicked, &ctx))
         })
@@ -572,9 +482,8 @@ impl PyTarSampleReader {
         if inner.deferred.is_some() {
             return false;
         }
-        match &inner.mode {
-            Some(Mode::Samples(s)) => s.is_finished(),
-            Some(Mode::Members(r)) => r.is_done(),
+        match &inner.stream {
+            Some(s) => s.is_finished(),
             None => true,
         }
     }
@@ -588,7 +497,7 @@ impl PyTarSampleReader {
     /// Releases the source (closes a file opened from a path).
     fn close(&self) {
         if let Ok(mut inner) = self.inner.lock() {
-            inner.mode = None;
+            inner.stream = None;
         }
     }
 }

@@ -1,26 +1,24 @@
-//! `TarEncoder`: turns whole samples into tar members in one call.
+//! `TarEncoder`: Python sample dicts → the core's [`ShardEncoder`].
 //!
-//! Python's `TarWriter` hands each sample dict to `write`; the common value
-//! types (bytes, str, ints for `cls`-like extensions) are encoded here, other
-//! values go through the Python handler table. Members of many samples are
-//! collected in one buffer and passed to the stream's `write` in large chunks.
+//! The archive layout (metadata, member names, order, `.gz` fields, padding, end
+//! marker) is the core's. This file only turns Python values into bytes — bytes,
+//! str and ints for `cls`-like extensions here, other values through the Python
+//! handler table — and adapts the Python stream to `std::io::Write`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io;
 
-use ppwds_core::tar::header::BLOCK;
-use ppwds_core::tar::writer::{
-    append_padding, check_name, end_of_archive_len, HeaderTemplate, MemberMeta,
-};
+use ppwds_core::encoder::{field_kind, gzip_base, EncoderOptions, FieldKind, ShardEncoder};
+use ppwds_core::{Error, ErrorKind};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyDict, PyInt, PyMemoryView, PyString};
 
-/// Payloads at least this large are passed to the stream as they are (no copy).
-const DIRECT_WRITE: usize = 1 << 20;
-/// Copies and compression at least this large run without the GIL.
+use crate::errors::pyerr_to_io;
+
+/// Samples with a payload at least this large are encoded without the GIL (the copies).
 const DETACH_AT: usize = 256 << 10;
 
 enum Payload<'py> {
@@ -71,84 +69,82 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Encodes samples as tar members and writes them to a Python binary stream.
-#[pyclass(module = "ppwebdataset._core", name = "TarEncoder")]
-pub struct PyTarEncoder {
+/// The Python stream as `std::io::Write`: each call is one `stream.write`.
+struct PyStream {
     write: Py<PyAny>,
-    template: HeaderTemplate,
-    fixed_mtime: bool,
-    keep_meta: bool,
-    handlers: Option<Py<PyDict>>,
-    int_encoder: Option<Py<PyAny>>,
-    ext_names: HashMap<String, Py<PyString>>,
-    buf: Vec<u8>,
+    /// The stream never keeps what `write` is given, so it may get a view of our buffer.
     zero_copy: bool,
-    flush_at: usize,
-    written: u64,
-    finished: bool,
 }
 
-impl PyTarEncoder {
-    fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-
-    /// Passes `data` to the stream's `write`, looping over short writes.
-    fn write_all(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
-        let total = data.as_bytes().len();
-        let write = self.write.bind(py);
-        let mut done = write_once(write, data.as_any(), total)?;
-        while done < total {
-            let rest = PyBytes::new(py, &data.as_bytes()[done..]);
-            let n = write_once(write, rest.as_any(), total - done)?;
-            done += n;
-        }
-        Ok(())
-    }
-
-    fn flush_buf(&mut self, py: Python<'_>) -> PyResult<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let result = if self.zero_copy {
-            self.write_borrowed(py)
-        } else {
-            let chunk = PyBytes::new(py, &self.buf);
-            self.write_all(py, &chunk)
-        };
-        self.buf.clear();
-        result
-    }
-
-    /// Writes `buf` through read-only memoryviews over it (no copy).
-    ///
-    /// Only used for stream types known not to keep a reference to what
-    /// they are given, since the memory is reused afterwards.
-    fn write_borrowed(&self, py: Python<'_>) -> PyResult<()> {
-        let write = self.write.bind(py);
-        let total = self.buf.len();
-        let mut done = 0;
-        while done < total {
-            let rest = &self.buf[done..];
-            // SAFETY: `rest` stays alive and unchanged until the view is released below.
+impl io::Write for PyStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Python::attach(|py| {
+            let write = self.write.bind(py);
+            if !self.zero_copy {
+                return write_once(write, PyBytes::new(py, buf).as_any(), buf.len());
+            }
+            // SAFETY: `buf` stays alive and unchanged until the view is released below.
             let view = unsafe {
                 let ptr = ffi::PyMemoryView_FromMemory(
-                    rest.as_ptr() as *mut std::os::raw::c_char,
-                    rest.len() as ffi::Py_ssize_t,
+                    buf.as_ptr() as *mut std::os::raw::c_char,
+                    buf.len() as ffi::Py_ssize_t,
                     ffi::PyBUF_READ,
                 );
                 Bound::from_owned_ptr_or_err(py, ptr)?
             };
-            let n = write_once(write, &view, rest.len());
+            let n = write_once(write, &view, buf.len());
             view.call_method0("release")?;
-            done += n?;
-        }
-        Ok(())
+            n
+        })
+        .map_err(pyerr_to_io)
     }
 
+    /// Nothing to do: `TarWriter.close` flushes the stream itself.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_once(write: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>, len: usize) -> PyResult<usize> {
+    let n = write.call1((data,))?;
+    if n.is_none() {
+        return Err(PyOSError::new_err(
+            "the output stream accepted no data (non-blocking stream?)",
+        ));
+    }
+    let n: usize = n
+        .extract()
+        .map_err(|_| PyTypeError::new_err("stream.write() must return an int"))?;
+    if n == 0 && len > 0 {
+        return Err(PyOSError::new_err("the output stream accepted no data"));
+    }
+    Ok(n.min(len))
+}
+
+/// An encoder error as Python sees it: the stream's own exception, or `ValueError`.
+fn encoder_err(err: Error) -> PyErr {
+    match err.kind {
+        ErrorKind::Io(e) => match e.into_inner().map(|inner| inner.downcast::<PyErr>()) {
+            Some(Ok(pyerr)) => *pyerr,
+            Some(Err(other)) => PyOSError::new_err(other.to_string()),
+            None => PyOSError::new_err("I/O error"),
+        },
+        ErrorKind::Invalid(msg) | ErrorKind::InvalidMember(msg) => PyValueError::new_err(msg),
+        ErrorKind::Panicked(_) => crate::errors::internal("TarWriter", err),
+        _ => PyValueError::new_err(err.to_string()),
+    }
+}
+
+/// Encodes samples as tar members and writes them to a Python binary stream.
+#[pyclass(module = "ppwebdataset._core", name = "TarEncoder")]
+pub struct PyTarEncoder {
+    enc: ShardEncoder<PyStream>,
+    handlers: Option<Py<PyDict>>,
+    int_encoder: Option<Py<PyAny>>,
+    ext_names: HashMap<String, Py<PyString>>,
+}
+
+impl PyTarEncoder {
     fn handler_for<'py>(
         &mut self,
         py: Python<'py>,
@@ -170,69 +166,52 @@ impl PyTarEncoder {
         handlers.bind(py).get_item(name)
     }
 
-    /// Encodes one non-metadata field with the handler table.
+    /// Converts one data field with the handler table (a `.gz` field by its base name;
+    /// the encoder compresses it).
     fn encode_field<'py>(
         &mut self,
         py: Python<'py>,
         field: &str,
         value: &Bound<'py, PyAny>,
     ) -> PyResult<Payload<'py>> {
-        let (base, gz) = match field.strip_suffix(".gz") {
-            Some(b) => (b, true),
-            None => (field, false),
-        };
-        let payload = if let Some(p) = bytes_like(value)? {
-            p
-        } else if let Ok(s) = value.cast::<PyString>() {
-            match str_bytes(s)? {
-                Cow::Borrowed(b) => Payload::Owned(b.to_vec()),
-                Cow::Owned(b) => Payload::Owned(b),
-            }
-        } else {
-            let last = base.rsplit('.').next().unwrap_or(base);
-            let ext: Cow<'_, str> = if last.is_ascii() {
-                Cow::Owned(last.to_ascii_lowercase())
-            } else {
-                Cow::Owned(
-                    PyString::new(py, last)
-                        .call_method0("lower")?
-                        .extract::<String>()?,
-                )
-            };
-            let Some(handler) = self.handler_for(py, &ext)? else {
-                return Err(PyValueError::new_err(format!("no handler found for {ext}")));
-            };
-            let fast_int = value.is_exact_instance_of::<PyInt>()
-                && self
-                    .int_encoder
-                    .as_ref()
-                    .is_some_and(|f| handler.is(f.bind(py)));
-            match fast_int.then(|| value.extract::<i64>().ok()).flatten() {
-                Some(n) => Payload::Owned(n.to_string().into_bytes()),
-                None => {
-                    let out = handler.call1((value,))?;
-                    bytes_like(&out)?.ok_or_else(|| {
-                        PyValueError::new_err(format!(
-                            "{field} doesn't map to a bytes after encoding ({})",
-                            type_name(&out)
-                        ))
-                    })?
-                }
-            }
-        };
-        if !gz {
-            return Ok(payload);
+        if let Some(p) = bytes_like(value)? {
+            return Ok(p);
         }
-        // Byte for byte what upstream writes (and encode_based_on_extension1):
-        // Python's gzip.compress at its default level with mtime=0. zlib
-        // releases the GIL itself while compressing large buffers.
-        let packed = py.import("gzip")?.getattr("compress")?.call(
-            (PyBytes::new(py, payload.bytes()),),
-            Some(&[("mtime", 0)].into_py_dict(py)?),
-        )?;
-        Ok(Payload::Owned(
-            packed.cast::<PyBytes>()?.as_bytes().to_vec(),
-        ))
+        if let Ok(s) = value.cast::<PyString>() {
+            return Ok(Payload::Owned(str_bytes(s)?.into_owned()));
+        }
+        let base = match gzip_base(field.as_bytes()) {
+            Some(b) => &field[..b.len()],
+            None => field,
+        };
+        let last = base.rsplit('.').next().unwrap_or(base);
+        let ext: Cow<'_, str> = if last.is_ascii() {
+            Cow::Owned(last.to_ascii_lowercase())
+        } else {
+            Cow::Owned(
+                PyString::new(py, last)
+                    .call_method0("lower")?
+                    .extract::<String>()?,
+            )
+        };
+        let Some(handler) = self.handler_for(py, &ext)? else {
+            return Err(PyValueError::new_err(format!("no handler found for {ext}")));
+        };
+        let fast_int = value.is_exact_instance_of::<PyInt>()
+            && self
+                .int_encoder
+                .as_ref()
+                .is_some_and(|f| handler.is(f.bind(py)));
+        if let Some(n) = fast_int.then(|| value.extract::<i64>().ok()).flatten() {
+            return Ok(Payload::Owned(n.to_string().into_bytes()));
+        }
+        let out = handler.call1((value,))?;
+        bytes_like(&out)?.ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{field} doesn't map to a bytes after encoding ({})",
+                type_name(&out)
+            ))
+        })
     }
 
     /// Checks an already-encoded value (custom encoders and `encoder=False`).
@@ -246,20 +225,20 @@ impl PyTarEncoder {
     }
 }
 
-fn write_once(write: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>, len: usize) -> PyResult<usize> {
-    let n = write.call1((data,))?;
-    if n.is_none() {
-        return Err(PyOSError::new_err(
-            "the output stream accepted no data (non-blocking stream?)",
-        ));
-    }
-    let n: usize = n
-        .extract()
-        .map_err(|_| PyTypeError::new_err("stream.write() must return an int"))?;
-    if n == 0 && len > 0 {
-        return Err(PyOSError::new_err("the output stream accepted no data"));
-    }
-    Ok(n.min(len))
+/// Python's `gzip.compress(data, mtime=0)`, byte for byte what upstream writes (and
+/// `encode_based_on_extension1`); zlib releases the GIL itself on large buffers.
+fn python_gzip(py: Python<'_>) -> PyResult<ppwds_core::encoder::GzipFn> {
+    let compress = py.import("gzip")?.getattr("compress")?.unbind();
+    Ok(Box::new(move |data: &[u8]| {
+        Python::attach(|py| -> PyResult<Vec<u8>> {
+            let packed = compress.bind(py).call(
+                (PyBytes::new(py, data),),
+                Some(&[("mtime", 0)].into_py_dict(py)?),
+            )?;
+            Ok(packed.cast::<PyBytes>()?.as_bytes().to_vec())
+        })
+        .map_err(pyerr_to_io)
+    }))
 }
 
 #[pymethods]
@@ -274,6 +253,7 @@ impl PyTarEncoder {
     #[pyo3(signature = (stream, *, user="bigdata", group="bigdata", mode=0o444, mtime=None, keep_meta=false, handlers=None, int_encoder=None, buffer_size=1<<20, zero_copy=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         stream: &Bound<'_, PyAny>,
         user: &str,
         group: &str,
@@ -288,34 +268,35 @@ impl PyTarEncoder {
         let write = stream.getattr("write").map_err(|_| {
             PyTypeError::new_err("TarWriter needs a binary stream with a write() method")
         })?;
-        let meta = MemberMeta {
+        let options = EncoderOptions {
             mode,
             uname: user.to_string(),
             gname: group.to_string(),
-            mtime: mtime.unwrap_or_else(Self::now),
-            ..MemberMeta::default()
-        };
-        let template =
-            HeaderTemplate::new(&meta).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(PyTarEncoder {
-            write: write.unbind(),
-            template,
-            fixed_mtime: mtime.is_some(),
+            mtime,
             keep_meta,
+            // Values the handler table encodes get their `.gz` applied here too.
+            gzip_fields: handlers.is_some(),
+            buffer_size,
+        };
+        let out = PyStream {
+            write: write.unbind(),
+            zero_copy,
+        };
+        let mut enc = ShardEncoder::new(out, options).map_err(encoder_err)?;
+        if enc.gzips_fields() {
+            enc.set_gzip(python_gzip(py)?);
+        }
+        Ok(PyTarEncoder {
+            enc,
             handlers,
             int_encoder,
             ext_names: HashMap::new(),
-            buf: Vec::with_capacity(buffer_size.min(64 << 20) + 4 * BLOCK),
-            zero_copy,
-            flush_at: buffer_size.max(BLOCK),
-            written: 0,
-            finished: false,
         })
     }
 
     /// Encodes and writes one sample; returns the number of payload bytes written.
     fn write(&mut self, py: Python<'_>, sample: &Bound<'_, PyAny>) -> PyResult<u64> {
-        if self.finished {
+        if self.enc.is_finished() {
             return Err(PyValueError::new_err("write to a closed TarWriter"));
         }
         let owned;
@@ -334,11 +315,6 @@ impl PyTarEncoder {
                 &owned
             }
         };
-        if !self.fixed_mtime {
-            self.template
-                .set_mtime(Self::now())
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        }
         let encode = self.handlers.is_some();
         let mut key: Option<Vec<u8>> = None;
         let mut fields: Vec<(Vec<u8>, Payload<'_>)> = Vec::with_capacity(dict.len());
@@ -350,7 +326,8 @@ impl PyTarEncoder {
                 ))
             })?;
             let kb = str_bytes(&k)?;
-            if kb.first() == Some(&b'_') {
+            let kind = field_kind(&kb);
+            if kind != FieldKind::Data {
                 // Metadata: the default encoder insists on str values.
                 let text = v.cast::<PyString>();
                 if encode && text.is_err() {
@@ -358,7 +335,7 @@ impl PyTarEncoder {
                         "the values of metadata must be of string type",
                     ));
                 }
-                if &*kb == b"__key__" {
+                if kind == FieldKind::Key {
                     let Ok(text) = text else {
                         return Err(PyTypeError::new_err(format!(
                             "__key__ must be a str, not {}",
@@ -368,7 +345,7 @@ impl PyTarEncoder {
                     key = Some(str_bytes(text)?.into_owned());
                     continue;
                 }
-                if !self.keep_meta {
+                if !self.enc.writes(kind) {
                     continue;
                 }
                 let payload = match text {
@@ -393,78 +370,38 @@ impl PyTarEncoder {
         let Some(key) = key else {
             return Err(PyValueError::new_err("object must contain a __key__"));
         };
-        // Sorting UTF-8 bytes gives the same order as sorting the str keys.
-        fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut names = Vec::with_capacity(fields.len());
-        for (field, _) in &fields {
-            let mut name = Vec::with_capacity(key.len() + 1 + field.len());
-            name.extend_from_slice(&key);
-            name.push(b'.');
-            name.extend_from_slice(field);
-            check_name(&name).map_err(|e| PyValueError::new_err(e.to_string()))?;
-            names.push(name);
-        }
-        // Everything is encoded and valid: nothing below can leave half a sample behind
-        // except a failing stream.
-        let mut total = 0u64;
-        for (name, (_, payload)) in names.iter().zip(&fields) {
-            let data = payload.bytes();
-            total += data.len() as u64;
-            let start = self.buf.len();
-            self.template
-                .append_header(&mut self.buf, name, data.len() as u64);
-            let header_len = self.buf.len() - start;
-            match payload {
-                Payload::Shared(obj) if data.len() >= DIRECT_WRITE => {
-                    self.flush_buf(py)?;
-                    self.write_all(py, obj)?;
-                }
-                _ if data.len() >= DETACH_AT => {
-                    let buf = &mut self.buf;
-                    crate::errors::release(py, || {
-                        buf.extend_from_slice(data);
-                        Ok(())
-                    })
-                    .map_err(|e| crate::errors::internal("TarWriter", e))?;
-                }
-                _ => self.buf.extend_from_slice(data),
-            }
-            append_padding(&mut self.buf, data.len() as u64);
-            self.written += (header_len + data.len()) as u64
-                + (data.len().next_multiple_of(BLOCK) - data.len()) as u64;
-        }
-        if self.buf.len() >= self.flush_at {
-            self.flush_buf(py)?;
-        }
-        Ok(total)
+        let view: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|(name, payload)| (&name[..], payload.bytes()))
+            .collect();
+        let enc = &mut self.enc;
+        let written = if view.iter().any(|(_, data)| data.len() >= DETACH_AT) {
+            crate::errors::release(py, || enc.write_sample(&key, &view))
+        } else {
+            crate::errors::catch(|| enc.write_sample(&key, &view)).and_then(|r| r)
+        };
+        written.map_err(encoder_err)
     }
 
     /// Writes out buffered members.
-    fn flush(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.flush_buf(py)
+    fn flush(&mut self) -> PyResult<()> {
+        self.enc.flush().map_err(encoder_err)
     }
 
     /// Writes buffered members and the end-of-archive marker. Later writes fail.
-    fn finish(&mut self, py: Python<'_>) -> PyResult<()> {
-        if self.finished {
-            return Ok(());
-        }
-        self.finished = true;
-        let end = end_of_archive_len(self.written) as usize;
-        self.buf.resize(self.buf.len() + end, 0);
-        self.written += end as u64;
-        self.flush_buf(py)
+    fn finish(&mut self) -> PyResult<()> {
+        self.enc.finish().map_err(encoder_err)
     }
 
     /// Tar bytes produced so far (written or buffered).
     #[getter]
     fn bytes_written(&self) -> u64 {
-        self.written
+        self.enc.bytes_written()
     }
 
     /// True after `finish()`.
     #[getter]
     fn finished(&self) -> bool {
-        self.finished
+        self.enc.is_finished()
     }
 }

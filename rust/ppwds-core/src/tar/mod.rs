@@ -6,4 +6,4 @@ pub mod writer;
 
 pub use header::BLOCK;
 pub use reader::{Entry, ReadOptions, TarReader};
-pub use writer::{MemberMeta, TarBuilder};
+pub use writer::MemberMeta;

@@ -1,6 +1,6 @@
-//! Writing tar archives that Python's `tarfile` and GNU tar read back exactly.
+//! Tar headers that Python's `tarfile` and GNU tar read back exactly.
 //!
-//! Names that fit are written as plain ustar (with the prefix field when
+//! The pieces [`crate::encoder::ShardEncoder`] builds archives from. Names that fit are written as plain ustar (with the prefix field when
 //! that makes them fit); longer names and huge sizes get a pax header, so
 //! nothing is ever truncated.
 //!
@@ -8,7 +8,7 @@
 //! members of a writer is rendered once, so a member costs a name copy, eleven
 //! octal digits and a partial checksum, appended to a caller-owned buffer.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use super::header::{padding, BLOCK};
 use crate::{Error, ErrorKind, Result};
@@ -183,11 +183,6 @@ impl HeaderTemplate {
         })
     }
 
-    /// The modification time written into headers.
-    pub fn mtime(&self) -> u64 {
-        self.mtime
-    }
-
     /// Changes the modification time of later members.
     pub fn set_mtime(&mut self, mtime: u64) -> Result<()> {
         if mtime > MAX_OCTAL_SIZE {
@@ -237,14 +232,6 @@ impl HeaderTemplate {
         let (prefix, short) = split.unwrap_or((&[][..], &name[..name.len().min(100)]));
         self.push_block(out, short, prefix, size, b'0');
     }
-
-    /// Appends a complete member: header(s), data and padding.
-    pub fn append_member(&self, out: &mut Vec<u8>, name: &[u8], data: &[u8]) {
-        out.reserve(BLOCK + data.len() + BLOCK);
-        self.append_header(out, name, data.len() as u64);
-        out.extend_from_slice(data);
-        append_padding(out, data.len() as u64);
-    }
 }
 
 /// Appends the zero padding that follows `size` bytes of member data.
@@ -260,11 +247,17 @@ pub fn end_of_archive_len(written: u64) -> u64 {
 }
 
 /// Gzip-compresses one member's data (for `.gz` extensions), with a fixed header time.
+///
+/// Level 9 and a Unix OS byte, as Python's `gzip.compress` writes them; the deflate
+/// stream itself depends on the zlib build, so exact bytes need the host's compressor.
 pub fn gzip_bytes(data: &[u8], mtime: u32) -> Vec<u8> {
-    let mut enc = flate2::GzBuilder::new().mtime(mtime).write(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(6),
-    );
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(mtime)
+        .operating_system(3)
+        .write(
+            Vec::with_capacity(data.len() / 2 + 64),
+            flate2::Compression::best(),
+        );
     // Writing into a Vec cannot fail.
     enc.write_all(data).expect("in-memory gzip");
     enc.finish().expect("in-memory gzip")
@@ -289,47 +282,6 @@ pub fn encode_header(name: &[u8], size: u64, meta: &MemberMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(BLOCK);
     template.append_header(&mut out, name, size);
     out
-}
-
-/// Writes members to any byte sink.
-pub struct TarBuilder<W: Write> {
-    out: W,
-    written: u64,
-}
-
-impl<W: Write> TarBuilder<W> {
-    /// A builder writing to `out`.
-    pub fn new(out: W) -> Self {
-        TarBuilder { out, written: 0 }
-    }
-
-    /// Bytes written so far.
-    pub fn bytes_written(&self) -> u64 {
-        self.written
-    }
-
-    /// Appends one regular file.
-    pub fn append(&mut self, name: &[u8], data: &[u8], meta: &MemberMeta) -> io::Result<()> {
-        check_name(name)?;
-        let template = HeaderTemplate::new(meta)?;
-        let mut header = Vec::with_capacity(BLOCK);
-        template.append_header(&mut header, name, data.len() as u64);
-        self.out.write_all(&header)?;
-        self.out.write_all(data)?;
-        let pad = padding(data.len() as u64) as usize;
-        self.out.write_all(&ZEROS[..pad])?;
-        self.written += (header.len() + data.len() + pad) as u64;
-        Ok(())
-    }
-
-    /// Writes the end-of-archive marker and record padding; returns the sink.
-    pub fn finish(mut self) -> io::Result<W> {
-        let end = end_of_archive_len(self.written);
-        self.out.write_all(&vec![0u8; end as usize])?;
-        self.written += end;
-        self.out.flush()?;
-        Ok(self.out)
-    }
 }
 
 #[cfg(test)]
@@ -420,7 +372,9 @@ mod tests {
         let t = HeaderTemplate::new(&MemberMeta::default()).unwrap();
         let name = vec![b'n'; 300];
         let mut out = Vec::new();
-        t.append_member(&mut out, &name, b"abc");
+        t.append_header(&mut out, &name, 3);
+        out.extend_from_slice(b"abc");
+        append_padding(&mut out, 3);
         assert_eq!(out.len(), 4 * BLOCK);
         assert_eq!(out[156], b'x');
         assert!(checksum_ok(&out[..BLOCK]));
