@@ -103,7 +103,7 @@ pub fn to_pyerr(py: Python<'_>, err: Error, ctx: &ShardContext<'_>) -> PyErr {
 }
 
 /// The Python exception inside a callback error (or an I/O error wrapping one).
-fn take_pyerr(err: Error) -> Result<PyErr, Error> {
+pub(crate) fn take_pyerr(err: Error) -> Result<PyErr, Error> {
     let Error {
         kind,
         offset,
@@ -131,7 +131,7 @@ fn take_pyerr(err: Error) -> Result<PyErr, Error> {
 
 /// The one io → `OSError` mapping: CPython picks the subclass from the errno
 /// (`FileNotFoundError`, `PermissionError`, ...), which is kept.
-fn os_error(io: &io::Error, msg: String, filename: &str) -> PyErr {
+pub(crate) fn os_error(io: &io::Error, msg: String, filename: &str) -> PyErr {
     let errno = io.raw_os_error().or(match io.kind() {
         io::ErrorKind::NotFound => Some(2),
         io::ErrorKind::PermissionDenied => Some(13),
@@ -139,6 +139,7 @@ fn os_error(io: &io::Error, msg: String, filename: &str) -> PyErr {
         _ => None,
     });
     match errno {
+        Some(errno) if filename.is_empty() => PyOSError::new_err((errno, msg)),
         Some(errno) => PyOSError::new_err((errno, msg, filename.to_string())),
         None => PyOSError::new_err(msg),
     }

@@ -123,13 +123,16 @@ fn write_once(write: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>, len: usize) -> 
 
 /// An encoder error as Python sees it: the stream's own exception, or `ValueError`.
 fn encoder_err(err: Error) -> PyErr {
-    match err.kind {
-        ErrorKind::Io(e) => match e.into_inner().map(|inner| inner.downcast::<PyErr>()) {
-            Some(Ok(pyerr)) => *pyerr,
-            Some(Err(other)) => PyOSError::new_err(other.to_string()),
-            None => PyOSError::new_err("I/O error"),
-        },
-        ErrorKind::Invalid(msg) | ErrorKind::InvalidMember(msg) => PyValueError::new_err(msg),
+    // A failing Python stream's own exception comes back unchanged.
+    let err = match crate::errors::take_pyerr(err) {
+        Ok(pyerr) => return pyerr,
+        Err(err) => err,
+    };
+    match &err.kind {
+        ErrorKind::Io(e) => crate::errors::os_error(e, e.to_string(), ""),
+        ErrorKind::Invalid(msg) | ErrorKind::InvalidMember(msg) => {
+            PyValueError::new_err(msg.clone())
+        }
         ErrorKind::Panicked(_) => crate::errors::internal("TarWriter", err),
         _ => PyValueError::new_err(err.to_string()),
     }
