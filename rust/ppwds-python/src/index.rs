@@ -79,8 +79,174 @@ thread_local! {
 /// A scratch buffer that grew beyond this is released after use.
 const SPAN_KEEP: usize = 64 << 10;
 
+/// Runs `f` with this thread's scratch buffer, or with a fresh one while it is in use (a
+/// finalizer run by an allocation inside `f` that reads a sample on the same thread).
+fn with_span<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SPAN.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let out = f(&mut buf);
+            if buf.capacity() > SPAN_KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// Members at least this large are read without holding the GIL.
 const DETACH_READ: u64 = 1 << 20;
+
+/// Largest per-sample record of the [`FastTable`]; samples that need more take the general path.
+const FAST_REC_MAX: usize = 128;
+
+/// Bytes before the member entries of a fast record: span start u64, span length u32,
+/// member count u8, key length u8, 2 unused.
+const FAST_HEAD: usize = 16;
+
+/// Bytes per member entry: offset in the span u32, size u32, extension id u16.
+const FAST_MEMBER: usize = 10;
+
+/// Everything `get_sample` needs for one sample, packed into one fixed-size record per sample
+/// (span, member offsets and sizes, extension ids, key), so a random read touches one or
+/// two cache lines of the index instead of three scattered arrays and an extension lookup.
+///
+/// A record with member count 0 sends its sample down the general path (samples that
+/// repeat an extension, are not in order within one span, have an undecodable key, or do
+/// not fit the record).
+struct FastTable {
+    stride: usize,
+    recs: Vec<u8>,
+    /// The distinct extensions; record entries refer to them by position.
+    exts: Vec<Box<[u8]>>,
+}
+
+impl FastTable {
+    fn build(shard: &ShardIndex) -> FastTable {
+        let data = shard.data();
+        let n = shard.len();
+        let fits = |i: usize| -> Option<usize> {
+            let ms = data.sample_members(i);
+            let len = FAST_HEAD + ms.len() * FAST_MEMBER + data.key(i).len();
+            (len <= FAST_REC_MAX).then_some(len)
+        };
+        let stride = (0..n).filter_map(fits).max().unwrap_or(FAST_HEAD);
+        let stride = stride.next_multiple_of(8);
+        let mut recs = vec![0u8; stride * n];
+        let mut ids: HashMap<&[u8], u16, crate::fnv::FnvBuild> = HashMap::default();
+        let mut exts: Vec<Box<[u8]>> = Vec::new();
+        for i in 0..n {
+            let rec = &mut recs[i * stride..(i + 1) * stride];
+            let _ = Self::fill(shard, i, rec, &mut ids, &mut exts);
+        }
+        FastTable { stride, recs, exts }
+    }
+
+    /// Writes the record of sample `i`; `None` leaves it empty (general path).
+    fn fill<'a>(
+        shard: &'a ShardIndex,
+        i: usize,
+        rec: &mut [u8],
+        ids: &mut HashMap<&'a [u8], u16, crate::fnv::FnvBuild>,
+        exts: &mut Vec<Box<[u8]>>,
+    ) -> Option<()> {
+        let data = shard.data();
+        let ms = data.sample_members(i);
+        let key = data.key(i);
+        let nm = u8::try_from(ms.len()).ok().filter(|&k| k > 0)?;
+        let key_len = u8::try_from(key.len()).ok()?;
+        if FAST_HEAD + ms.len() * FAST_MEMBER + key.len() > rec.len()
+            || shard.duplicate(i).is_some()
+            || std::str::from_utf8(key).is_err()
+        {
+            return None;
+        }
+        let lo = ms[0].data_offset;
+        let mut end = lo;
+        for (k, m) in data.members(i).enumerate() {
+            // In order and within one span: the same rule as `read_sample_span`.
+            if m.data_offset < end {
+                return None;
+            }
+            end = m.data_offset.checked_add(m.size)?;
+            if end - lo > ppwds_core::index::SPAN_LIMIT {
+                return None;
+            }
+            let id = match ids.get(m.ext) {
+                Some(&id) => id,
+                None => {
+                    let id = u16::try_from(exts.len()).ok()?;
+                    ids.insert(m.ext, id);
+                    exts.push(m.ext.into());
+                    id
+                }
+            };
+            let e = &mut rec[FAST_HEAD + k * FAST_MEMBER..][..FAST_MEMBER];
+            e[0..4].copy_from_slice(&((m.data_offset - lo) as u32).to_le_bytes());
+            e[4..8].copy_from_slice(&(m.size as u32).to_le_bytes());
+            e[8..10].copy_from_slice(&id.to_le_bytes());
+        }
+        let key_at = FAST_HEAD + ms.len() * FAST_MEMBER;
+        rec[key_at..key_at + key.len()].copy_from_slice(key);
+        rec[0..8].copy_from_slice(&lo.to_le_bytes());
+        rec[8..12].copy_from_slice(&((end - lo) as u32).to_le_bytes());
+        rec[12] = nm;
+        rec[13] = key_len;
+        Some(())
+    }
+
+    /// The record of sample `i`, or `None` when it takes the general path.
+    fn get(&self, i: usize) -> Option<FastRec<'_>> {
+        let rec = self.recs.get(i * self.stride..(i + 1) * self.stride)?;
+        if rec[12] == 0 {
+            return None;
+        }
+        Some(FastRec(rec))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct FastRec<'a>(&'a [u8]);
+
+impl<'a> FastRec<'a> {
+    fn lo(self) -> u64 {
+        u64::from_le_bytes(self.0[0..8].try_into().unwrap_or_default())
+    }
+    fn span(self) -> usize {
+        u32::from_le_bytes(self.0[8..12].try_into().unwrap_or_default()) as usize
+    }
+    fn nmembers(self) -> usize {
+        self.0[12] as usize
+    }
+    /// `(offset in the span, size, extension id)` of member `k`.
+    fn member(self, k: usize) -> (usize, usize, usize) {
+        let e = &self.0[FAST_HEAD + k * FAST_MEMBER..][..FAST_MEMBER];
+        let word = |r: std::ops::Range<usize>| {
+            let mut b = [0u8; 4];
+            b[..r.len()].copy_from_slice(&e[r]);
+            u32::from_le_bytes(b) as usize
+        };
+        (word(0..4), word(4..8), word(8..10))
+    }
+    fn key(self) -> &'a [u8] {
+        let at = FAST_HEAD + self.nmembers() * FAST_MEMBER;
+        &self.0[at..at + self.0[13] as usize]
+    }
+}
+
+/// An open shard with its fast table and the table's extensions as Python strings.
+struct Opened {
+    index: ShardIndex,
+    fast: FastTable,
+    ext_strs: Vec<Py<PyString>>,
+}
+
+impl std::ops::Deref for Opened {
+    type Target = ShardIndex;
+    fn deref(&self) -> &ShardIndex {
+        &self.index
+    }
+}
 
 /// One member's data as a new `bytes`, read straight into the object (no extra copy).
 fn read_member_bytes<'py>(
@@ -136,13 +302,13 @@ fn read_member_bytes<'py>(
 /// member it lost; a sample that repeats an extension gives `DuplicateMemberError`.
 #[pyclass(module = "ppwebdataset._core", name = "ShardIndex", frozen)]
 pub struct PyShardIndex {
-    shard: RwLock<Option<Arc<ShardIndex>>>,
+    shard: RwLock<Option<Arc<Opened>>>,
     url: String,
     ext_cache: Mutex<ExtCache>,
 }
 
 impl PyShardIndex {
-    fn get(&self) -> PyResult<Arc<ShardIndex>> {
+    fn get(&self) -> PyResult<Arc<Opened>> {
         match self.shard.read() {
             Ok(g) => g.clone().ok_or_else(|| {
                 PyValueError::new_err(format!("ShardIndex for {:?} is closed", self.url))
@@ -161,6 +327,125 @@ impl PyShardIndex {
             )));
         }
         Ok(j as usize)
+    }
+
+    /// Sample `j` (in range) as a dict.
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        j: usize,
+        views: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(rec) = shard.fast.get(j) {
+            if let Some(d) = self.fast_sample(py, shard, rec, views)? {
+                return Ok(d);
+            }
+        }
+        self.general_sample(py, shard, j, views)
+    }
+
+    /// A sample with a fast record: one positioned read of its span into the scratch
+    /// buffer. `None` when the read came up short or failed: the general path then reads
+    /// again and raises the exact error (`TruncatedShardError` naming the lost member).
+    fn fast_sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        rec: FastRec<'_>,
+        views: bool,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        with_span(|buf| -> PyResult<Option<Bound<'py, PyDict>>> {
+            let span = rec.span();
+            buf.resize(span, 0);
+            match shard.read_at(buf, rec.lo()) {
+                Ok(got) if got == span => {}
+                _ => return Ok(None),
+            }
+            let d = PyDict::new(py);
+            for k in 0..rec.nmembers() {
+                let (at, size, id) = rec.member(k);
+                let data = PyBytes::new(py, &buf[at..at + size]);
+                let ext = shard.ext_strs[id].bind(py);
+                if views {
+                    // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
+                    let mv = unsafe {
+                        Bound::from_owned_ptr_or_err(
+                            py,
+                            ffi::PyMemoryView_FromObject(data.as_ptr()),
+                        )?
+                    };
+                    d.set_item(ext, mv)?;
+                } else {
+                    d.set_item(ext, data)?;
+                }
+            }
+            // The table holds only keys that are valid UTF-8.
+            let key = std::str::from_utf8(rec.key()).unwrap_or_default();
+            d.set_item(pyo3::intern!(py, "__key__"), PyString::new(py, key))?;
+            Ok(Some(d))
+        })
+    }
+
+    /// Any sample: one read for the whole sample when it is small, else one per member.
+    fn general_sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        j: usize,
+        views: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(err) = shard.duplicate_error(j) {
+            let ctx = ShardContext {
+                url: &self.url,
+                compressed: false,
+            };
+            return Err(to_pyerr(py, err, &ctx));
+        }
+        let ctx = ShardContext {
+            url: &self.url,
+            compressed: false,
+        };
+        let span = with_span(|buf| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {
+            let Some(lo) = shard
+                .read_sample_span(j, buf)
+                .map_err(|e| to_pyerr(py, e, &ctx))?
+            else {
+                return Ok(None);
+            };
+            let parts = shard
+                .data()
+                .members(j)
+                .map(|m| {
+                    let start = (m.data_offset - lo) as usize;
+                    PyBytes::new(py, &buf[start..start + m.size as usize])
+                })
+                .collect();
+            Ok(Some((lo, parts)))
+        })?;
+        let mut parts = span.map(|(_, p)| p.into_iter());
+        let d = PyDict::new(py);
+        for m in shard.data().members(j) {
+            let ext = self.ext_str(py, m.ext)?;
+            let data = match parts.as_mut().and_then(Iterator::next) {
+                Some(b) => b,
+                None => read_member_bytes(py, shard, &m, &self.url)?,
+            };
+            if views {
+                // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
+                let mv = unsafe {
+                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(data.as_ptr()))?
+                };
+                d.set_item(ext, mv)?;
+            } else {
+                d.set_item(ext, data)?;
+            }
+        }
+        d.set_item(
+            pyo3::intern!(py, "__key__"),
+            decode_name(py, shard.data().key(j))?,
+        )?;
+        Ok(d)
     }
 
     fn ext_str<'py>(&self, py: Python<'py>, ext: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -192,9 +477,24 @@ impl PyShardIndex {
         let url = url.unwrap_or_else(|| path.to_string_lossy().into_owned());
         let opts = OpenOptions { sidecar };
         let p = path.clone();
-        let opened = crate::errors::detach(py, move || ShardIndex::open(&p, &opts))
-            .map_err(|p| p.into_pyerr(py, &url))?;
-        let shard = opened.map_err(|e| open_error(py, e, &url, &path))?;
+        let opened = crate::errors::detach(py, move || {
+            ShardIndex::open(&p, &opts).map(|index| {
+                let fast = FastTable::build(&index);
+                (index, fast)
+            })
+        })
+        .map_err(|p| p.into_pyerr(py, &url))?;
+        let (index, fast) = opened.map_err(|e| open_error(py, e, &url, &path))?;
+        let ext_strs = fast
+            .exts
+            .iter()
+            .map(|e| decode_name(py, e).map(Bound::unbind))
+            .collect::<PyResult<_>>()?;
+        let shard = Opened {
+            index,
+            fast,
+            ext_strs,
+        };
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
             url,
@@ -335,63 +635,26 @@ impl PyShardIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
-        if let Some(err) = shard.duplicate_error(j) {
-            let ctx = ShardContext {
-                url: &self.url,
-                compressed: false,
-            };
-            return Err(to_pyerr(py, err, &ctx));
-        }
-        let ctx = ShardContext {
-            url: &self.url,
-            compressed: false,
-        };
-        // One read for the whole sample when it is small (the usual case), else one per member.
-        let span = SPAN.with(
-            |cell| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {
-                let mut buf = cell.borrow_mut();
-                let Some(lo) = shard
-                    .read_sample_span(j, &mut buf)
-                    .map_err(|e| to_pyerr(py, e, &ctx))?
-                else {
-                    return Ok(None);
-                };
-                let parts = shard
-                    .data()
-                    .members(j)
-                    .map(|m| {
-                        let start = (m.data_offset - lo) as usize;
-                        PyBytes::new(py, &buf[start..start + m.size as usize])
-                    })
-                    .collect();
-                if buf.capacity() > SPAN_KEEP {
-                    *buf = Vec::new();
-                }
-                Ok(Some((lo, parts)))
-            },
-        )?;
-        let mut parts = span.map(|(_, p)| p.into_iter());
-        let d = PyDict::new(py);
-        for m in shard.data().members(j) {
-            let ext = self.ext_str(py, m.ext)?;
-            let data = match parts.as_mut().and_then(Iterator::next) {
-                Some(b) => b,
-                None => read_member_bytes(py, &shard, &m, &self.url)?,
-            };
-            if views {
-                // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
-                let mv = unsafe {
-                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(data.as_ptr()))?
-                };
-                d.set_item(ext, mv)?;
-            } else {
-                d.set_item(ext, data)?;
-            }
-        }
-        d.set_item(
-            pyo3::intern!(py, "__key__"),
-            decode_name(py, shard.data().key(j))?,
-        )?;
+        self.sample(py, &shard, j, views)
+    }
+
+    /// `get_sample(i)` plus the entries `ShardListDataset` adds, in its order:
+    /// `__dataset__`, `__index__`, `__shard__` and `__shardindex__` (= `i`), in one call.
+    fn dataset_sample<'py>(
+        &self,
+        py: Python<'py>,
+        i: isize,
+        dataset: Bound<'py, PyAny>,
+        index: Bound<'py, PyAny>,
+        shard_url: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let shard = self.get()?;
+        let j = self.position(&shard, i)?;
+        let d = self.sample(py, &shard, j, false)?;
+        d.set_item(pyo3::intern!(py, "__dataset__"), dataset)?;
+        d.set_item(pyo3::intern!(py, "__index__"), index)?;
+        d.set_item(pyo3::intern!(py, "__shard__"), shard_url)?;
+        d.set_item(pyo3::intern!(py, "__shardindex__"), j)?;
         Ok(d)
     }
 
