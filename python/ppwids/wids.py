@@ -527,15 +527,15 @@ class ShardListDataset(Dataset):
     def __getitem__(self, index: int) -> Any:
         """Sample ``index`` as a dict (after the transformations); negative indices count from the end."""
         hot = self._hot
-        if hot is not None and isinstance(index, int) and hot[0] <= index < hot[1]:
-            cache = self.cache
-            if hot[2] is cache and hot[3] == cache.generation:
+        if hot is not None and type(index) is int:
+            start, end, cache, generation, read, dataset, url = hot
+            if start <= index < end and cache.generation == generation and cache is self.cache:
                 # The shard of the last access, and nothing opened or evicted since: it
                 # is still open and already the most recently used entry.
                 cache.accesses += 1
                 cache.last_missed = False
                 # Adds __dataset__, __index__, __shard__, __shardindex__ in the same call.
-                sample = hot[4](index - hot[0], hot[5], index, hot[6])
+                sample = read(index - start, dataset, index, url)
                 if self.as_streams or self.transformations:
                     return self._finish(sample)
                 return sample

@@ -194,3 +194,39 @@ def test_cut_inside_a_sample_names_the_first_lost_member(tmp_path, mixed, lost):
     assert got["error"] == "TruncatedShardError", got
     assert (got["member"], got["offset"]) == (lost, data_offset)
     assert "changed on disk" in got["msg"]
+
+
+def test_returned_dicts_are_independent(tmp_path, make_tar, members):
+    path = make_tar(tmp_path / "s.tar", members(3))
+    idx = ShardIndex(str(path))
+    want = [idx.get_sample(i) for i in range(3)]
+    for read in (idx.get_sample, lambda i: idx.dataset_sample(i, "d", i, "u")):
+        first = read(0)
+        first[".txt"] = b"changed"
+        first["added"] = 1
+        del first["__key__"]
+        again = read(0)
+        assert {k: again[k] for k in want[0]} == want[0]
+        assert "added" not in again
+    # Values given to one call never show up in another.
+    for name, url in [("a", "u1"), ("b", "u2"), ("a", "u1"), (None, "u2"), (None, "u2")]:
+        got = [idx.dataset_sample(i, name, 10 + i, url) for i in range(3)]
+        assert [(g["__dataset__"], g["__shard__"], g["__index__"]) for g in got] == [
+            (name, url, 10 + i) for i in range(3)
+        ]
+        assert [{k: g[k] for k in w} for g, w in zip(got, want, strict=True)] == want
+
+
+def test_many_different_member_layouts(tmp_path, make_tar):
+    # More distinct extension sequences than get a ready-made dict: all read the same.
+    out = []
+    for i in range(300):
+        exts = [f".e{i}", ".txt"] if i % 2 else [".txt", f".e{i}", ".cls"]
+        out += [(f"k{i:04d}{ext}", f"{i}{ext}".encode()) for ext in exts]
+    path = make_tar(tmp_path / "many.tar", out)
+    want = expected_samples(path)
+    idx = ShardIndex(str(path))
+    assert [idx.get_sample(i) for i in range(len(want))] == want
+    for i in (299, 0, 150, 257):
+        got = idx.dataset_sample(i, None, i, "u")
+        assert list(got) == [*want[i], "__dataset__", "__index__", "__shard__", "__shardindex__"]

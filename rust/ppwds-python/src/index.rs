@@ -101,11 +101,16 @@ const DETACH_READ: u64 = 1 << 20;
 const FAST_REC_MAX: usize = 128;
 
 /// Bytes before the member entries of a fast record: span start u64, span length u32,
-/// member count u8, key length u8, 2 unused.
+/// member count u8, key length u8, schema id u16 ([`NO_SCHEMA`] when none).
 const FAST_HEAD: usize = 16;
 
 /// Bytes per member entry: offset in the span u32, size u32, extension id u16.
 const FAST_MEMBER: usize = 10;
+
+/// Distinct extension sequences ("schemas") that get a ready-made dict template.
+const MAX_SCHEMAS: usize = 256;
+
+const NO_SCHEMA: u16 = u16::MAX;
 
 /// Everything `get_sample` needs for one sample, packed into one fixed-size record per sample
 /// (span, member offsets and sizes, extension ids, key), so a random read touches one or
@@ -119,6 +124,8 @@ struct FastTable {
     recs: Vec<u8>,
     /// The distinct extensions; record entries refer to them by position.
     exts: Vec<Box<[u8]>>,
+    /// The distinct extension-id sequences of samples, by schema id.
+    schemas: Vec<Vec<u16>>,
 }
 
 impl FastTable {
@@ -135,11 +142,36 @@ impl FastTable {
         let mut recs = vec![0u8; stride * n];
         let mut ids: HashMap<&[u8], u16, crate::fnv::FnvBuild> = HashMap::default();
         let mut exts: Vec<Box<[u8]>> = Vec::new();
+        let mut schema_ids: HashMap<Vec<u16>, u16> = HashMap::new();
+        let mut schemas: Vec<Vec<u16>> = Vec::new();
+        let mut seq = Vec::new();
         for i in 0..n {
             let rec = &mut recs[i * stride..(i + 1) * stride];
-            let _ = Self::fill(shard, i, rec, &mut ids, &mut exts);
+            if Self::fill(shard, i, rec, &mut ids, &mut exts).is_none() {
+                rec[12] = 0;
+                continue;
+            }
+            let r = FastRec(rec);
+            seq.clear();
+            seq.extend((0..r.nmembers()).map(|k| r.member(k).2 as u16));
+            let id = match schema_ids.get(&seq) {
+                Some(&id) => id,
+                None if schemas.len() < MAX_SCHEMAS => {
+                    let id = schemas.len() as u16;
+                    schema_ids.insert(seq.clone(), id);
+                    schemas.push(seq.clone());
+                    id
+                }
+                None => NO_SCHEMA,
+            };
+            rec[14..16].copy_from_slice(&id.to_le_bytes());
         }
-        FastTable { stride, recs, exts }
+        FastTable {
+            stride,
+            recs,
+            exts,
+            schemas,
+        }
     }
 
     /// Writes the record of sample `i`; `None` leaves it empty (general path).
@@ -232,6 +264,90 @@ impl<'a> FastRec<'a> {
         let at = FAST_HEAD + self.nmembers() * FAST_MEMBER;
         &self.0[at..at + self.0[13] as usize]
     }
+    fn schema(self) -> Option<usize> {
+        let id = u16::from_le_bytes([self.0[14], self.0[15]]);
+        (id != NO_SCHEMA).then_some(id as usize)
+    }
+}
+
+/// What `dataset_sample` adds: `__dataset__`, `__index__`, `__shard__` values and the
+/// position in the shard.
+struct Extras<'py> {
+    dataset: Bound<'py, PyAny>,
+    index: Bound<'py, PyAny>,
+    shard_url: Bound<'py, PyAny>,
+}
+
+/// The keys `dataset_sample` adds after `__key__`, in this order (interned once).
+fn dataset_keys(py: Python<'_>) -> [&Bound<'_, PyString>; 4] {
+    [
+        pyo3::intern!(py, "__dataset__"),
+        pyo3::intern!(py, "__index__"),
+        pyo3::intern!(py, "__shard__"),
+        pyo3::intern!(py, "__shardindex__"),
+    ]
+}
+
+fn set_extras<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    x: &Extras<'py>,
+    j: usize,
+) -> PyResult<()> {
+    let [dataset, index, shard, shardindex] = dataset_keys(py);
+    d.set_item(dataset, &x.dataset)?;
+    d.set_item(index, &x.index)?;
+    d.set_item(shard, &x.shard_url)?;
+    d.set_item(shardindex, j)?;
+    Ok(())
+}
+
+/// [`set_extras`] for a dict whose `__dataset__` and `__shard__` are already set.
+fn set_positions<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    x: &Extras<'py>,
+    j: usize,
+) -> PyResult<()> {
+    let [_, index, _, shardindex] = dataset_keys(py);
+    d.set_item(index, &x.index)?;
+    d.set_item(shardindex, j)?;
+    Ok(())
+}
+
+/// Dicts with a schema's keys in sample order (values None): copying one and replacing
+/// its values is cheaper than inserting into a fresh dict, which resizes on the way.
+struct Templates {
+    plain: Py<PyDict>,
+    dataset: Py<PyDict>,
+}
+
+impl Templates {
+    fn build(py: Python<'_>, schema: &[u16], exts: &[Py<PyString>]) -> PyResult<Templates> {
+        let plain = PyDict::new(py);
+        for &id in schema {
+            plain.set_item(exts[id as usize].bind(py), py.None())?;
+        }
+        plain.set_item(pyo3::intern!(py, "__key__"), py.None())?;
+        let dataset = plain.copy()?;
+        for k in dataset_keys(py) {
+            dataset.set_item(k, py.None())?;
+        }
+        Ok(Templates {
+            plain: plain.unbind(),
+            dataset: dataset.unbind(),
+        })
+    }
+}
+
+/// The dataset templates with `__dataset__` and `__shard__` filled in for the values
+/// the last `dataset_sample` call passed (one dataset reads a shard under one name).
+#[derive(Default)]
+struct Filled {
+    dataset: Option<Py<PyAny>>,
+    shard_url: Option<Py<PyAny>>,
+    /// By schema id.
+    dicts: Vec<Py<PyDict>>,
 }
 
 /// An open shard with its fast table and the table's extensions as Python strings.
@@ -239,6 +355,51 @@ struct Opened {
     index: ShardIndex,
     fast: FastTable,
     ext_strs: Vec<Py<PyString>>,
+    /// By schema id.
+    templates: Vec<Templates>,
+    filled: Mutex<Filled>,
+}
+
+impl Opened {
+    /// A copy of the dataset template of `schema` with `__dataset__` and `__shard__` set.
+    fn filled_copy<'py>(
+        &self,
+        py: Python<'py>,
+        schema: usize,
+        x: &Extras<'py>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let same = |a: &Option<Py<PyAny>>, b: &Bound<'py, PyAny>| {
+            a.as_ref().is_some_and(|a| a.as_ptr() == b.as_ptr())
+        };
+        // The lock is never held while Python runs: a finalizer may read a sample.
+        let hit = match self.filled.lock() {
+            Ok(f) if same(&f.dataset, &x.dataset) && same(&f.shard_url, &x.shard_url) => {
+                f.dicts.get(schema).map(|d| d.clone_ref(py))
+            }
+            Ok(_) => None,
+            Err(_) => return Ok(None),
+        };
+        if let Some(d) = hit {
+            return Ok(Some(d.bind(py).copy()?));
+        }
+        let [dataset, _, shard, _] = dataset_keys(py);
+        let mut dicts = Vec::with_capacity(self.templates.len());
+        for t in &self.templates {
+            let d = t.dataset.bind(py).copy()?;
+            d.set_item(dataset, &x.dataset)?;
+            d.set_item(shard, &x.shard_url)?;
+            dicts.push(d.unbind());
+        }
+        let out = dicts.get(schema).map(|d| d.bind(py).copy()).transpose()?;
+        if let Ok(mut f) = self.filled.lock() {
+            *f = Filled {
+                dataset: Some(x.dataset.clone().unbind()),
+                shard_url: Some(x.shard_url.clone().unbind()),
+                dicts,
+            };
+        }
+        Ok(out)
+    }
 }
 
 impl std::ops::Deref for Opened {
@@ -329,20 +490,25 @@ impl PyShardIndex {
         Ok(j as usize)
     }
 
-    /// Sample `j` (in range) as a dict.
+    /// Sample `j` (in range) as a dict, with the dataset entries when `extras` is given.
     fn sample<'py>(
         &self,
         py: Python<'py>,
         shard: &Opened,
         j: usize,
         views: bool,
+        extras: Option<Extras<'py>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         if let Some(rec) = shard.fast.get(j) {
-            if let Some(d) = self.fast_sample(py, shard, rec, views)? {
+            if let Some(d) = self.fast_sample(py, shard, rec, j, views, extras.as_ref())? {
                 return Ok(d);
             }
         }
-        self.general_sample(py, shard, j, views)
+        let d = self.general_sample(py, shard, j, views)?;
+        if let Some(x) = extras {
+            set_extras(py, &d, &x, j)?;
+        }
+        Ok(d)
     }
 
     /// A sample with a fast record: one positioned read of its span into the scratch
@@ -353,7 +519,9 @@ impl PyShardIndex {
         py: Python<'py>,
         shard: &Opened,
         rec: FastRec<'_>,
+        j: usize,
         views: bool,
+        extras: Option<&Extras<'py>>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         with_span(|buf| -> PyResult<Option<Bound<'py, PyDict>>> {
             let span = rec.span();
@@ -362,7 +530,15 @@ impl PyShardIndex {
                 Ok(got) if got == span => {}
                 _ => return Ok(None),
             }
-            let d = PyDict::new(py);
+            let schema = rec.schema().filter(|&id| id < shard.templates.len());
+            let (d, filled) = match (schema, extras) {
+                (Some(id), Some(x)) => match shard.filled_copy(py, id, x)? {
+                    Some(d) => (d, true),
+                    None => (shard.templates[id].dataset.bind(py).copy()?, false),
+                },
+                (Some(id), None) => (shard.templates[id].plain.bind(py).copy()?, false),
+                (None, _) => (PyDict::new(py), false),
+            };
             for k in 0..rec.nmembers() {
                 let (at, size, id) = rec.member(k);
                 let data = PyBytes::new(py, &buf[at..at + size]);
@@ -380,9 +556,21 @@ impl PyShardIndex {
                     d.set_item(ext, data)?;
                 }
             }
-            // The table holds only keys that are valid UTF-8.
-            let key = std::str::from_utf8(rec.key()).unwrap_or_default();
-            d.set_item(pyo3::intern!(py, "__key__"), PyString::new(py, key))?;
+            let key = rec.key();
+            // SAFETY: a pointer and length of live bytes; CPython decodes them as UTF-8
+            // (the table holds only keys that are valid UTF-8) into a new str it owns.
+            let key = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyUnicode_FromStringAndSize(key.as_ptr().cast(), key.len() as isize),
+                )?
+            };
+            d.set_item(pyo3::intern!(py, "__key__"), key)?;
+            match extras {
+                Some(x) if filled => set_positions(py, &d, x, j)?,
+                Some(x) => set_extras(py, &d, x, j)?,
+                None => {}
+            }
             Ok(Some(d))
         })
     }
@@ -489,11 +677,18 @@ impl PyShardIndex {
             .exts
             .iter()
             .map(|e| decode_name(py, e).map(Bound::unbind))
+            .collect::<PyResult<Vec<_>>>()?;
+        let templates = fast
+            .schemas
+            .iter()
+            .map(|schema| Templates::build(py, schema, &ext_strs))
             .collect::<PyResult<_>>()?;
         let shard = Opened {
             index,
             fast,
             ext_strs,
+            templates,
+            filled: Mutex::default(),
         };
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
@@ -635,7 +830,7 @@ impl PyShardIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
-        self.sample(py, &shard, j, views)
+        self.sample(py, &shard, j, views, None)
     }
 
     /// `get_sample(i)` plus the entries `ShardListDataset` adds, in its order:
@@ -650,12 +845,12 @@ impl PyShardIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
-        let d = self.sample(py, &shard, j, false)?;
-        d.set_item(pyo3::intern!(py, "__dataset__"), dataset)?;
-        d.set_item(pyo3::intern!(py, "__index__"), index)?;
-        d.set_item(pyo3::intern!(py, "__shard__"), shard_url)?;
-        d.set_item(pyo3::intern!(py, "__shardindex__"), j)?;
-        Ok(d)
+        let extras = Extras {
+            dataset,
+            index,
+            shard_url,
+        };
+        self.sample(py, &shard, j, false, Some(extras))
     }
 
     /// Closes the shard file (samples already returned stay valid).
