@@ -216,8 +216,9 @@ class IndexedTarSamples:
         _verify_file(self.path, self.url, {"md5sum": md5sum, "filesize": filesize})
         sidecar = index_file(self.path) if callable(index_file) else index_file
         self.index = ShardIndex(self.path, sidecar=sidecar, url=self.url)
-        # Bound once: the hot path in ShardListDataset calls it directly.
+        # Bound once: the hot path in ShardListDataset calls them directly.
         self.get_sample = self.index.get_sample
+        self.dataset_sample = self.index.dataset_sample
         if expected_size is not None and len(self.index) != expected_size:
             n = len(self.index)
             self.index.close()
@@ -531,6 +532,22 @@ class ShardListDataset(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         """Sample ``index`` as a dict (after the transformations); negative indices count from the end."""
+        hot = self._hot
+        if hot is not None and type(index) is int:
+            start, end, cache, generation, read, dataset, url = hot
+            if start <= index < end and cache.generation == generation and cache is self.cache:
+                # The shard of the last access, and nothing opened or evicted since: it
+                # is still open and already the most recently used entry.
+                cache.accesses += 1
+                cache.last_missed = False
+                # Adds __dataset__, __index__, __shard__, __shardindex__ in the same call.
+                sample = read(index - start, dataset, index, url)
+                if self.as_streams or self.transformations:
+                    return self._finish(sample)
+                return sample
+        return self._getitem(index)
+
+    def _getitem(self, index):
         if not isinstance(index, int):
             if isinstance(index, slice):
                 return [self[i] for i in range(*index.indices(self.total_length))]
@@ -540,30 +557,22 @@ class ShardListDataset(Dataset):
         if i < 0 or i >= n:
             raise IndexError(f"index {index} out of range for a dataset of {n} samples")
         k = bisect_right(self._ends, i)
-        inner = i - self._starts[k]
+        start = self._starts[k]
         desc = self.shards[k]
         cache = self.cache
-        hot = self._hot
-        if hot is not None and hot[0] == k and hot[1] is cache and hot[2] == cache.generation:
-            # Same shard as the last access and nothing opened or evicted since: it is
-            # still open and already the most recently used entry.
-            shard = hot[3]
-            cache.accesses += 1
-            cache.last_missed = False
-        else:
-            shard = cache.get_shard(desc["url"], desc)
-            self._hot = (k, cache, cache.generation, shard)
-        sample = shard.get_sample(inner)
+        read = cache.get_shard(desc["url"], desc).dataset_sample
+        dataset, url = desc.get("dataset"), desc["url"]
+        self._hot = (start, self._ends[k], cache, cache.generation, read, dataset, url)
+        sample = read(i - start, dataset, i, url)
         if cache.last_missed:
             self.check_cache_misses()
+        return self._finish(sample)
+
+    def _finish(self, sample):
         if self.as_streams:
             for key, value in sample.items():
                 if key[0] == ".":
                     sample[key] = io.BytesIO(value)
-        sample["__dataset__"] = desc.get("dataset")
-        sample["__index__"] = i
-        sample["__shard__"] = desc["url"]
-        sample["__shardindex__"] = inner
         for transform in self.transformations:
             sample = transform(sample)
         return sample

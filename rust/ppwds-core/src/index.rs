@@ -804,6 +804,12 @@ impl ShardIndex {
         }
     }
 
+    /// Reads `buf.len()` bytes at `offset` with positioned reads (the file is never
+    /// mapped); returns the count read, fewer only when the file now ends first.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        read_full_at(&self.file, buf, offset)
+    }
+
     /// The data of one member as a new vector.
     pub fn read_member(&self, m: &Member<'_>) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; m.size as usize];

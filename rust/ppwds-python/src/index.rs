@@ -37,8 +37,335 @@ thread_local! {
 /// A scratch buffer that grew beyond this is released after use.
 const SPAN_KEEP: usize = 64 << 10;
 
+/// Runs `f` with this thread's scratch buffer, or with a fresh one while it is in use (a
+/// finalizer run by an allocation inside `f` that reads a sample on the same thread).
+fn with_span<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    SPAN.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let out = f(&mut buf);
+            if buf.capacity() > SPAN_KEEP {
+                *buf = Vec::new();
+            }
+            out
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// Members at least this large are read without holding the GIL.
 const DETACH_READ: u64 = 1 << 20;
+
+/// Largest per-sample record of the [`FastTable`]; samples that need more take the general path.
+const FAST_REC_MAX: usize = 128;
+
+/// Bytes before the member entries of a fast record: span start u64, span length u32,
+/// member count u8, key length u8, schema id u16 ([`NO_SCHEMA`] when none).
+const FAST_HEAD: usize = 16;
+
+/// Bytes per member entry: offset in the span u32, size u32, extension id u16.
+const FAST_MEMBER: usize = 10;
+
+/// Distinct extension sequences ("schemas") that get a ready-made dict template.
+const MAX_SCHEMAS: usize = 256;
+
+const NO_SCHEMA: u16 = u16::MAX;
+
+/// Everything `get_sample` needs for one sample, packed into one fixed-size record per sample
+/// (span, member offsets and sizes, extension ids, key), so a random read touches one or
+/// two cache lines of the index instead of three scattered arrays and an extension lookup.
+///
+/// A record with member count 0 sends its sample down the general path (samples that
+/// repeat an extension, are not in order within one span, have an undecodable key, or do
+/// not fit the record).
+struct FastTable {
+    stride: usize,
+    recs: Vec<u8>,
+    /// The distinct extensions; record entries refer to them by position.
+    exts: Vec<Box<[u8]>>,
+    /// The distinct extension-id sequences of samples, by schema id.
+    schemas: Vec<Vec<u16>>,
+}
+
+impl FastTable {
+    fn build(shard: &ShardIndex) -> FastTable {
+        let data = shard.data();
+        let n = shard.len();
+        let fits = |i: usize| -> Option<usize> {
+            let ms = data.sample_members(i);
+            let len = FAST_HEAD + ms.len() * FAST_MEMBER + data.key(i).len();
+            (len <= FAST_REC_MAX).then_some(len)
+        };
+        let stride = (0..n).filter_map(fits).max().unwrap_or(FAST_HEAD);
+        let stride = stride.next_multiple_of(8);
+        let mut recs = vec![0u8; stride * n];
+        let mut ids: HashMap<&[u8], u16, crate::fnv::FnvBuild> = HashMap::default();
+        let mut exts: Vec<Box<[u8]>> = Vec::new();
+        let mut schema_ids: HashMap<Vec<u16>, u16> = HashMap::new();
+        let mut schemas: Vec<Vec<u16>> = Vec::new();
+        let mut seq = Vec::new();
+        for i in 0..n {
+            let rec = &mut recs[i * stride..(i + 1) * stride];
+            if Self::fill(shard, i, rec, &mut ids, &mut exts).is_none() {
+                rec[12] = 0;
+                continue;
+            }
+            let r = FastRec(rec);
+            seq.clear();
+            seq.extend((0..r.nmembers()).map(|k| r.member(k).2 as u16));
+            let id = match schema_ids.get(&seq) {
+                Some(&id) => id,
+                None if schemas.len() < MAX_SCHEMAS => {
+                    let id = schemas.len() as u16;
+                    schema_ids.insert(seq.clone(), id);
+                    schemas.push(seq.clone());
+                    id
+                }
+                None => NO_SCHEMA,
+            };
+            rec[14..16].copy_from_slice(&id.to_le_bytes());
+        }
+        FastTable {
+            stride,
+            recs,
+            exts,
+            schemas,
+        }
+    }
+
+    /// Writes the record of sample `i`; `None` leaves it empty (general path).
+    fn fill<'a>(
+        shard: &'a ShardIndex,
+        i: usize,
+        rec: &mut [u8],
+        ids: &mut HashMap<&'a [u8], u16, crate::fnv::FnvBuild>,
+        exts: &mut Vec<Box<[u8]>>,
+    ) -> Option<()> {
+        let data = shard.data();
+        let ms = data.sample_members(i);
+        let key = data.key(i);
+        let nm = u8::try_from(ms.len()).ok().filter(|&k| k > 0)?;
+        let key_len = u8::try_from(key.len()).ok()?;
+        if FAST_HEAD + ms.len() * FAST_MEMBER + key.len() > rec.len()
+            || shard.duplicate(i).is_some()
+            || std::str::from_utf8(key).is_err()
+        {
+            return None;
+        }
+        let lo = ms[0].data_offset;
+        let mut end = lo;
+        for (k, m) in data.members(i).enumerate() {
+            // In order and within one span: the same rule as `read_sample_span`.
+            if m.data_offset < end {
+                return None;
+            }
+            end = m.data_offset.checked_add(m.size)?;
+            if end - lo > ppwds_core::index::SPAN_LIMIT {
+                return None;
+            }
+            let id = match ids.get(m.ext) {
+                Some(&id) => id,
+                None => {
+                    let id = u16::try_from(exts.len()).ok()?;
+                    ids.insert(m.ext, id);
+                    exts.push(m.ext.into());
+                    id
+                }
+            };
+            let e = &mut rec[FAST_HEAD + k * FAST_MEMBER..][..FAST_MEMBER];
+            e[0..4].copy_from_slice(&((m.data_offset - lo) as u32).to_le_bytes());
+            e[4..8].copy_from_slice(&(m.size as u32).to_le_bytes());
+            e[8..10].copy_from_slice(&id.to_le_bytes());
+        }
+        let key_at = FAST_HEAD + ms.len() * FAST_MEMBER;
+        rec[key_at..key_at + key.len()].copy_from_slice(key);
+        rec[0..8].copy_from_slice(&lo.to_le_bytes());
+        rec[8..12].copy_from_slice(&((end - lo) as u32).to_le_bytes());
+        rec[12] = nm;
+        rec[13] = key_len;
+        Some(())
+    }
+
+    /// The record of sample `i`, or `None` when it takes the general path.
+    fn get(&self, i: usize) -> Option<FastRec<'_>> {
+        let rec = self.recs.get(i * self.stride..(i + 1) * self.stride)?;
+        if rec[12] == 0 {
+            return None;
+        }
+        Some(FastRec(rec))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct FastRec<'a>(&'a [u8]);
+
+impl<'a> FastRec<'a> {
+    fn lo(self) -> u64 {
+        u64::from_le_bytes(self.0[0..8].try_into().unwrap_or_default())
+    }
+    fn span(self) -> usize {
+        u32::from_le_bytes(self.0[8..12].try_into().unwrap_or_default()) as usize
+    }
+    fn nmembers(self) -> usize {
+        self.0[12] as usize
+    }
+    /// `(offset in the span, size, extension id)` of member `k`.
+    fn member(self, k: usize) -> (usize, usize, usize) {
+        let e = &self.0[FAST_HEAD + k * FAST_MEMBER..][..FAST_MEMBER];
+        let word = |r: std::ops::Range<usize>| {
+            let mut b = [0u8; 4];
+            b[..r.len()].copy_from_slice(&e[r]);
+            u32::from_le_bytes(b) as usize
+        };
+        (word(0..4), word(4..8), word(8..10))
+    }
+    fn key(self) -> &'a [u8] {
+        let at = FAST_HEAD + self.nmembers() * FAST_MEMBER;
+        &self.0[at..at + self.0[13] as usize]
+    }
+    fn schema(self) -> Option<usize> {
+        let id = u16::from_le_bytes([self.0[14], self.0[15]]);
+        (id != NO_SCHEMA).then_some(id as usize)
+    }
+}
+
+/// What `dataset_sample` adds: `__dataset__`, `__index__`, `__shard__` values and the
+/// position in the shard.
+struct Extras<'py> {
+    dataset: Bound<'py, PyAny>,
+    index: Bound<'py, PyAny>,
+    shard_url: Bound<'py, PyAny>,
+}
+
+/// The keys `dataset_sample` adds after `__key__`, in this order (interned once).
+fn dataset_keys(py: Python<'_>) -> [&Bound<'_, PyString>; 4] {
+    [
+        pyo3::intern!(py, "__dataset__"),
+        pyo3::intern!(py, "__index__"),
+        pyo3::intern!(py, "__shard__"),
+        pyo3::intern!(py, "__shardindex__"),
+    ]
+}
+
+fn set_extras<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    x: &Extras<'py>,
+    j: usize,
+) -> PyResult<()> {
+    let [dataset, index, shard, shardindex] = dataset_keys(py);
+    d.set_item(dataset, &x.dataset)?;
+    d.set_item(index, &x.index)?;
+    d.set_item(shard, &x.shard_url)?;
+    d.set_item(shardindex, j)?;
+    Ok(())
+}
+
+/// [`set_extras`] for a dict whose `__dataset__` and `__shard__` are already set.
+fn set_positions<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    x: &Extras<'py>,
+    j: usize,
+) -> PyResult<()> {
+    let [_, index, _, shardindex] = dataset_keys(py);
+    d.set_item(index, &x.index)?;
+    d.set_item(shardindex, j)?;
+    Ok(())
+}
+
+/// Dicts with a schema's keys in sample order (values None): copying one and replacing
+/// its values is cheaper than inserting into a fresh dict, which resizes on the way.
+struct Templates {
+    plain: Py<PyDict>,
+    dataset: Py<PyDict>,
+}
+
+impl Templates {
+    fn build(py: Python<'_>, schema: &[u16], exts: &[Py<PyString>]) -> PyResult<Templates> {
+        let plain = PyDict::new(py);
+        for &id in schema {
+            plain.set_item(exts[id as usize].bind(py), py.None())?;
+        }
+        plain.set_item(pyo3::intern!(py, "__key__"), py.None())?;
+        let dataset = plain.copy()?;
+        for k in dataset_keys(py) {
+            dataset.set_item(k, py.None())?;
+        }
+        Ok(Templates {
+            plain: plain.unbind(),
+            dataset: dataset.unbind(),
+        })
+    }
+}
+
+/// The dataset templates with `__dataset__` and `__shard__` filled in for the values
+/// the last `dataset_sample` call passed (one dataset reads a shard under one name).
+#[derive(Default)]
+struct Filled {
+    dataset: Option<Py<PyAny>>,
+    shard_url: Option<Py<PyAny>>,
+    /// By schema id.
+    dicts: Vec<Py<PyDict>>,
+}
+
+/// An open shard with its fast table and the table's extensions as Python strings.
+struct Opened {
+    index: ShardIndex,
+    fast: FastTable,
+    ext_strs: Vec<Py<PyString>>,
+    /// By schema id.
+    templates: Vec<Templates>,
+    filled: Mutex<Filled>,
+}
+
+impl Opened {
+    /// A copy of the dataset template of `schema` with `__dataset__` and `__shard__` set.
+    fn filled_copy<'py>(
+        &self,
+        py: Python<'py>,
+        schema: usize,
+        x: &Extras<'py>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let same = |a: &Option<Py<PyAny>>, b: &Bound<'py, PyAny>| {
+            a.as_ref().is_some_and(|a| a.as_ptr() == b.as_ptr())
+        };
+        // The lock is never held while Python runs: a finalizer may read a sample.
+        let hit = match self.filled.lock() {
+            Ok(f) if same(&f.dataset, &x.dataset) && same(&f.shard_url, &x.shard_url) => {
+                f.dicts.get(schema).map(|d| d.clone_ref(py))
+            }
+            Ok(_) => None,
+            Err(_) => return Ok(None),
+        };
+        if let Some(d) = hit {
+            return Ok(Some(d.bind(py).copy()?));
+        }
+        let [dataset, _, shard, _] = dataset_keys(py);
+        let mut dicts = Vec::with_capacity(self.templates.len());
+        for t in &self.templates {
+            let d = t.dataset.bind(py).copy()?;
+            d.set_item(dataset, &x.dataset)?;
+            d.set_item(shard, &x.shard_url)?;
+            dicts.push(d.unbind());
+        }
+        let out = dicts.get(schema).map(|d| d.bind(py).copy()).transpose()?;
+        if let Ok(mut f) = self.filled.lock() {
+            *f = Filled {
+                dataset: Some(x.dataset.clone().unbind()),
+                shard_url: Some(x.shard_url.clone().unbind()),
+                dicts,
+            };
+        }
+        Ok(out)
+    }
+}
+
+impl std::ops::Deref for Opened {
+    type Target = ShardIndex;
+    fn deref(&self) -> &ShardIndex {
+        &self.index
+    }
+}
 
 /// One member's data as a new `bytes`, read straight into the object (no extra copy).
 fn read_member_bytes<'py>(
@@ -86,13 +413,13 @@ fn read_member_bytes<'py>(
 /// member it lost; a sample that repeats an extension gives `DuplicateMemberError`.
 #[pyclass(module = "ppwebdataset._core", name = "ShardIndex", frozen)]
 pub struct PyShardIndex {
-    shard: RwLock<Option<Arc<ShardIndex>>>,
+    shard: RwLock<Option<Arc<Opened>>>,
     url: String,
     ext_cache: Mutex<ExtCache>,
 }
 
 impl PyShardIndex {
-    fn get(&self) -> PyResult<Arc<ShardIndex>> {
+    fn get(&self) -> PyResult<Arc<Opened>> {
         match self.shard.read() {
             Ok(g) => g.clone().ok_or_else(|| {
                 PyValueError::new_err(format!("ShardIndex for {:?} is closed", self.url))
@@ -111,6 +438,145 @@ impl PyShardIndex {
             )));
         }
         Ok(j as usize)
+    }
+
+    /// Sample `j` (in range) as a dict, with the dataset entries when `extras` is given.
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        j: usize,
+        views: bool,
+        extras: Option<Extras<'py>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if let Some(rec) = shard.fast.get(j) {
+            if let Some(d) = self.fast_sample(py, shard, rec, j, views, extras.as_ref())? {
+                return Ok(d);
+            }
+        }
+        let d = self.general_sample(py, shard, j, views)?;
+        if let Some(x) = extras {
+            set_extras(py, &d, &x, j)?;
+        }
+        Ok(d)
+    }
+
+    /// A sample with a fast record: one positioned read of its span into the scratch
+    /// buffer. `None` when the read came up short or failed: the general path then reads
+    /// again and raises the exact error (`TruncatedShardError` naming the lost member).
+    fn fast_sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        rec: FastRec<'_>,
+        j: usize,
+        views: bool,
+        extras: Option<&Extras<'py>>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        with_span(|buf| -> PyResult<Option<Bound<'py, PyDict>>> {
+            let span = rec.span();
+            buf.resize(span, 0);
+            match shard.read_at(buf, rec.lo()) {
+                Ok(got) if got == span => {}
+                _ => return Ok(None),
+            }
+            let schema = rec.schema().filter(|&id| id < shard.templates.len());
+            let (d, filled) = match (schema, extras) {
+                (Some(id), Some(x)) => match shard.filled_copy(py, id, x)? {
+                    Some(d) => (d, true),
+                    None => (shard.templates[id].dataset.bind(py).copy()?, false),
+                },
+                (Some(id), None) => (shard.templates[id].plain.bind(py).copy()?, false),
+                (None, _) => (PyDict::new(py), false),
+            };
+            for k in 0..rec.nmembers() {
+                let (at, size, id) = rec.member(k);
+                let data = PyBytes::new(py, &buf[at..at + size]);
+                let ext = shard.ext_strs[id].bind(py);
+                if views {
+                    // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
+                    let mv = unsafe {
+                        Bound::from_owned_ptr_or_err(
+                            py,
+                            ffi::PyMemoryView_FromObject(data.as_ptr()),
+                        )?
+                    };
+                    d.set_item(ext, mv)?;
+                } else {
+                    d.set_item(ext, data)?;
+                }
+            }
+            let key = rec.key();
+            // SAFETY: a pointer and length of live bytes; CPython decodes them as UTF-8
+            // (the table holds only keys that are valid UTF-8) into a new str it owns.
+            let key = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyUnicode_FromStringAndSize(key.as_ptr().cast(), key.len() as isize),
+                )?
+            };
+            d.set_item(pyo3::intern!(py, "__key__"), key)?;
+            match extras {
+                Some(x) if filled => set_positions(py, &d, x, j)?,
+                Some(x) => set_extras(py, &d, x, j)?,
+                None => {}
+            }
+            Ok(Some(d))
+        })
+    }
+
+    /// Any sample: one read for the whole sample when it is small, else one per member.
+    fn general_sample<'py>(
+        &self,
+        py: Python<'py>,
+        shard: &Opened,
+        j: usize,
+        views: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let ctx = ShardContext::new(&self.url);
+        if let Some(err) = shard.duplicate_error(j) {
+            return Err(to_pyerr(py, err, &ctx));
+        }
+        let span = with_span(|buf| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {
+            let Some(lo) = shard
+                .read_sample_span(j, buf)
+                .map_err(|e| to_pyerr(py, e, &ctx))?
+            else {
+                return Ok(None);
+            };
+            let parts = shard
+                .data()
+                .members(j)
+                .map(|m| {
+                    let start = (m.data_offset - lo) as usize;
+                    PyBytes::new(py, &buf[start..start + m.size as usize])
+                })
+                .collect();
+            Ok(Some((lo, parts)))
+        })?;
+        let mut parts = span.map(|(_, p)| p.into_iter());
+        let d = PyDict::new(py);
+        for m in shard.data().members(j) {
+            let ext = self.ext_str(py, m.ext)?;
+            let data = match parts.as_mut().and_then(Iterator::next) {
+                Some(b) => b,
+                None => read_member_bytes(py, shard, &m, &self.url)?,
+            };
+            if views {
+                // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
+                let mv = unsafe {
+                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(data.as_ptr()))?
+                };
+                d.set_item(ext, mv)?;
+            } else {
+                d.set_item(ext, data)?;
+            }
+        }
+        d.set_item(
+            pyo3::intern!(py, "__key__"),
+            decode_name(py, shard.data().key(j))?,
+        )?;
+        Ok(d)
     }
 
     fn ext_str<'py>(&self, py: Python<'py>, ext: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -146,7 +612,29 @@ impl PyShardIndex {
             path: Some(&path),
             ..ShardContext::new(&url)
         };
-        let shard = crate::errors::detach(py, &ctx, move || ShardIndex::open(&p, &opts))?;
+        let (index, fast) = crate::errors::detach(py, &ctx, move || {
+            ShardIndex::open(&p, &opts).map(|index| {
+                let fast = FastTable::build(&index);
+                (index, fast)
+            })
+        })?;
+        let ext_strs = fast
+            .exts
+            .iter()
+            .map(|e| decode_name(py, e).map(Bound::unbind))
+            .collect::<PyResult<Vec<_>>>()?;
+        let templates = fast
+            .schemas
+            .iter()
+            .map(|schema| Templates::build(py, schema, &ext_strs))
+            .collect::<PyResult<_>>()?;
+        let shard = Opened {
+            index,
+            fast,
+            ext_strs,
+            templates,
+            filled: Mutex::default(),
+        };
         Ok(PyShardIndex {
             shard: RwLock::new(Some(Arc::new(shard))),
             url,
@@ -284,58 +772,27 @@ impl PyShardIndex {
     ) -> PyResult<Bound<'py, PyDict>> {
         let shard = self.get()?;
         let j = self.position(&shard, i)?;
-        if let Some(err) = shard.duplicate_error(j) {
-            let ctx = ShardContext::new(&self.url);
-            return Err(to_pyerr(py, err, &ctx));
-        }
-        let ctx = ShardContext::new(&self.url);
-        // One read for the whole sample when it is small (the usual case), else one per member.
-        let span = SPAN.with(
-            |cell| -> PyResult<Option<(u64, Vec<Bound<'py, PyBytes>>)>> {
-                let mut buf = cell.borrow_mut();
-                let Some(lo) = shard
-                    .read_sample_span(j, &mut buf)
-                    .map_err(|e| to_pyerr(py, e, &ctx))?
-                else {
-                    return Ok(None);
-                };
-                let parts = shard
-                    .data()
-                    .members(j)
-                    .map(|m| {
-                        let start = (m.data_offset - lo) as usize;
-                        PyBytes::new(py, &buf[start..start + m.size as usize])
-                    })
-                    .collect();
-                if buf.capacity() > SPAN_KEEP {
-                    *buf = Vec::new();
-                }
-                Ok(Some((lo, parts)))
-            },
-        )?;
-        let mut parts = span.map(|(_, p)| p.into_iter());
-        let d = PyDict::new(py);
-        for m in shard.data().members(j) {
-            let ext = self.ext_str(py, m.ext)?;
-            let data = match parts.as_mut().and_then(Iterator::next) {
-                Some(b) => b,
-                None => read_member_bytes(py, &shard, &m, &self.url)?,
-            };
-            if views {
-                // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
-                let mv = unsafe {
-                    Bound::from_owned_ptr_or_err(py, ffi::PyMemoryView_FromObject(data.as_ptr()))?
-                };
-                d.set_item(ext, mv)?;
-            } else {
-                d.set_item(ext, data)?;
-            }
-        }
-        d.set_item(
-            pyo3::intern!(py, "__key__"),
-            decode_name(py, shard.data().key(j))?,
-        )?;
-        Ok(d)
+        self.sample(py, &shard, j, views, None)
+    }
+
+    /// `get_sample(i)` plus the entries `ShardListDataset` adds, in its order:
+    /// `__dataset__`, `__index__`, `__shard__` and `__shardindex__` (= `i`), in one call.
+    fn dataset_sample<'py>(
+        &self,
+        py: Python<'py>,
+        i: isize,
+        dataset: Bound<'py, PyAny>,
+        index: Bound<'py, PyAny>,
+        shard_url: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let shard = self.get()?;
+        let j = self.position(&shard, i)?;
+        let extras = Extras {
+            dataset,
+            index,
+            shard_url,
+        };
+        self.sample(py, &shard, j, false, Some(extras))
     }
 
     /// Closes the shard file (samples already returned stay valid).
