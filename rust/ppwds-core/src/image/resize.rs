@@ -235,9 +235,10 @@ fn horizontal<'a, const C: usize>(
     }
 }
 
-// The RGB pass with explicit AVX2: two taps per step, each an 8 x i32 multiply-add of
-// [r g b 0] for two neighbouring pixels by their weights, read straight from the packed row.
-// The products and the (wrapping, so order-free) i32 sums are those of `horizontal::<3>`.
+// The RGB pass with explicit AVX2, two output pixels at a time (one per 128-bit lane), two taps
+// per step. Each weight is split as w = 256 * hi + lo (hi signed, lo in 0..256, both fit i16),
+// so `pmaddwd` on [r0 r1 g0 g1 b0 b1 0 0] gives the exact partial sums of both halves:
+// sum(p * w) = 256 * sum(p * hi) + sum(p * lo), the same i32 as `horizontal::<3>`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn horizontal_rgb_avx2(rows: &[u8], stride: usize, out: &mut [u8], hz: &Coeffs) {
@@ -249,58 +250,83 @@ unsafe fn horizontal_rgb_avx2(rows: &[u8], stride: usize, out: &mut [u8], hz: &C
         .map(|k| k.len().div_ceil(2))
         .max()
         .unwrap_or(0);
-    // Per output pixel `pairs` vectors [w0 w0 w0 w0 w1 w1 w1 w1]; a missing odd tap weighs 0.
-    let mut wv = vec![0i32; n_out * pairs * 8];
+    let n_groups = n_out.div_ceil(2);
+    // Per group of two output pixels (A, B) and tap pair t: 16 i16 of hi halves
+    // [hA_2t hA_2t+1 x4 | hB_2t hB_2t+1 x4], then 16 of lo halves. Missing taps weigh 0.
+    let mut wv = vec![0i16; n_groups * pairs * 32];
     for (i, k) in hz.weights.iter().enumerate() {
         for (j, &w) in k.iter().enumerate() {
-            let at = (i * pairs + j / 2) * 8 + (j % 2) * 4;
-            wv[at..at + 4].fill(w);
+            let at = ((i / 2) * pairs + j / 2) * 32 + (i % 2) * 8 + j % 2;
+            for c in 0..4 {
+                wv[at + 2 * c] = (w >> 8) as i16;
+                wv[at + 16 + 2 * c] = (w & 255) as i16;
+            }
         }
     }
-    let shuf = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
-    let round = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
+    // Bytes [r0 g0 b0 r1 g1 b1] -> i16 [r0 r1 g0 g1 b0 b1 0 0], in each lane.
+    let shuf = _mm256_setr_epi8(
+        0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1, 0, -1, 3, -1, 1, -1, 4, -1, 2,
+        -1, 5, -1, -1, -1, -1, -1,
+    );
+    let round = _mm256_set1_epi32(1 << (PRECISION_BITS - 1));
     let total = rows.len();
+    let scalar = |row: usize, i: usize, out_px: &mut [u8]| {
+        let k = &hz.weights[i];
+        let p = row + hz.first[i] * 3;
+        let mut ss = [1i32 << (PRECISION_BITS - 1); 3];
+        for (px, &kw) in rows[p..p + k.len() * 3].chunks_exact(3).zip(k) {
+            for ch in 0..3 {
+                ss[ch] += i32::from(px[ch]) * kw;
+            }
+        }
+        for ch in 0..3 {
+            out_px[ch] = clip8(ss[ch]);
+        }
+    };
     for (r, out_row) in out.chunks_exact_mut(n_out * 3).enumerate() {
         let row = r * stride;
         if row + stride > total {
             break;
         }
-        for (i, out_px) in out_row.chunks_exact_mut(3).enumerate() {
-            let k = &hz.weights[i];
-            let p = row + hz.first[i] * 3;
-            let np = k.len().div_ceil(2);
-            if np == 0 || p + (np - 1) * 6 + 8 > total {
-                // The last loads would pass the end of the buffer: scalar for this pixel.
-                let mut ss = [1i32 << (PRECISION_BITS - 1); 3];
-                for (px, &kw) in rows[p..p + k.len() * 3].chunks_exact(3).zip(k) {
-                    for ch in 0..3 {
-                        ss[ch] += i32::from(px[ch]) * kw;
-                    }
-                }
-                for ch in 0..3 {
-                    out_px[ch] = clip8(ss[ch]);
-                }
+        for g in 0..n_groups {
+            let ia = 2 * g;
+            let ib = (ia + 1).min(n_out - 1); // an odd last pixel: lane B unused (weights 0)
+            let pa = row + hz.first[ia] * 3;
+            let pb = row + hz.first[ib] * 3;
+            // Each step loads 8 bytes at p + 6t; the last must stay inside `rows`.
+            if pairs == 0 || pa.max(pb) + (pairs - 1) * 6 + 8 > total {
+                scalar(row, ia, &mut out_row[ia * 3..ia * 3 + 3]);
+                scalar(row, ib, &mut out_row[ib * 3..ib * 3 + 3]);
                 continue;
             }
-            let mut acc = _mm256_setzero_si256();
-            let wp = wv.as_ptr().add(i * pairs * 8);
-            for j in 0..np {
-                // SAFETY: p + j*6 + 8 <= total (checked above); wv holds `pairs` vectors per pixel.
-                let v = _mm_loadl_epi64(rows.as_ptr().add(p + j * 6).cast());
-                let px = _mm256_cvtepu8_epi32(_mm_shuffle_epi8(v, shuf));
-                let w = _mm256_loadu_si256(wp.add(j * 8).cast());
-                acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(px, w));
+            let mut acc_hi = _mm256_setzero_si256();
+            let mut acc_lo = _mm256_setzero_si256();
+            let wp = wv.as_ptr().add(g * pairs * 32);
+            let src = rows.as_ptr();
+            for t in 0..pairs {
+                // SAFETY: pa/pb + 6t + 8 <= total (checked above); wv has `pairs` steps a group.
+                let a = _mm_loadl_epi64(src.add(pa + 6 * t).cast());
+                let b = _mm_loadl_epi64(src.add(pb + 6 * t).cast());
+                let px = _mm256_shuffle_epi8(_mm256_set_m128i(b, a), shuf);
+                let wh = _mm256_loadu_si256(wp.add(t * 32).cast());
+                let wl = _mm256_loadu_si256(wp.add(t * 32 + 16).cast());
+                acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(px, wh));
+                acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(px, wl));
             }
-            let lo = _mm256_castsi256_si128(acc);
-            let hi = _mm256_extracti128_si256::<1>(acc);
-            let s = _mm_srai_epi32::<{ PRECISION_BITS as i32 }>(_mm_add_epi32(
-                _mm_add_epi32(lo, hi),
+            let sum = _mm256_add_epi32(
+                _mm256_add_epi32(_mm256_slli_epi32::<8>(acc_hi), acc_lo),
                 round,
-            ));
-            // Saturating packs = clamp to 0..=255, as clip8.
-            let b = _mm_packus_epi16(_mm_packs_epi32(s, s), s);
-            let v = (_mm_cvtsi128_si32(b) as u32).to_le_bytes();
-            out_px.copy_from_slice(&v[..3]);
+            );
+            let v = _mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(sum);
+            // Saturating packs = clamp to 0..=255, as clip8; lane order: A in 0..4, B in 4..8.
+            let v16 = _mm256_packs_epi32(v, v);
+            let v8 = _mm256_packus_epi16(v16, v16);
+            let a = (_mm256_extract_epi32::<0>(v8) as u32).to_le_bytes();
+            let b = (_mm256_extract_epi32::<4>(v8) as u32).to_le_bytes();
+            out_row[ia * 3..ia * 3 + 3].copy_from_slice(&a[..3]);
+            if ib != ia {
+                out_row[ib * 3..ib * 3 + 3].copy_from_slice(&b[..3]);
+            }
         }
     }
 }
