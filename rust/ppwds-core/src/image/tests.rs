@@ -132,3 +132,45 @@ fn resize_window_equals_crop_of_full_resize_random() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn zz_bench_resize() {
+    let data = std::fs::read("/tmp/img_photo.jpg").unwrap();
+    let img = decode(&data, Mode::Rgb).unwrap();
+    let (rw, rh) = shorter_side_size(img.width, img.height, 256);
+    let win = ((rw - 224) / 2, (rh - 224) / 2, 224, 224);
+    let n = 300;
+    let cpu = || -> f64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+    };
+    let c0 = cpu();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(decode(&data, Mode::Rgb).unwrap());
+    }
+    let d = t.elapsed().as_secs_f64() / n as f64;
+    let c1 = cpu();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(resize::resize_window(
+            &img,
+            (rw, rh),
+            win,
+            Filter::Bicubic,
+            false,
+        ));
+    }
+    let r = t.elapsed().as_secs_f64() / n as f64;
+    let c2 = cpu();
+    eprintln!(
+        "{}x{} decode {:.3} ms resize {:.3} ms; cpu decode {:.3} resize {:.3}",
+        img.width,
+        img.height,
+        d * 1e3,
+        r * 1e3,
+        (c1 - c0) / n as f64 * 1e3,
+        (c2 - c1) / n as f64 * 1e3
+    );
+}
