@@ -206,27 +206,26 @@ class NativeDecode(PipelineStage):
         threads = self.threads or default_threads()
         window = self.window or max(32, 16 * threads)
         # Rust threads decode the next window (they never take the GIL) while this one is consumed.
-        # The next window is submitted only once the previous one is decoded: one window decodes
-        # at a time, so `threads` really bounds the decoding threads (no oversubscription).
         pending = None
         it = iter(src)
         done = False
         while not done or pending is not None:
-            batch = []
+            nxt = None
             if not done:
+                batch = []
                 for sample in it:
                     batch.append(sample)
                     if len(batch) >= window:
                         break
                 else:
                     done = True
-            results = None
+                if batch:
+                    nxt = self._submit(batch, threads, rng)
             if pending is not None:
-                results = pending[2].result()
-            nxt = self._submit(batch, threads, rng) if batch else None
-            if pending is not None:
+                batch, fields, job = pending
+                results = job.result()
                 pos = 0
-                for sample, keys in zip(pending[0], pending[1], strict=True):
+                for sample, keys in zip(batch, fields, strict=True):
                     mine = results[pos : pos + len(keys)]
                     pos += len(keys)
                     try:
