@@ -106,3 +106,36 @@ fn jpeg_without_end_marker_is_truncated() {
         .reason()
         .contains("no image data"));
 }
+
+// Small deterministic generator for the randomised checks below.
+fn lcg(state: &mut u64) -> usize {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*state >> 33) as usize
+}
+
+#[test]
+fn resize_window_equals_crop_of_full_resize_random() {
+    let mut st = 7u64;
+    for round in 0..300 {
+        let c = [1, 3, 4][round % 3];
+        let (w, h) = (1 + lcg(&mut st) % 70, 1 + lcg(&mut st) % 50);
+        let (ow, oh) = (1 + lcg(&mut st) % 90, 1 + lcg(&mut st) % 60);
+        let (cw, ch) = (1 + lcg(&mut st) % ow, 1 + lcg(&mut st) % oh);
+        let (left, top) = (lcg(&mut st) % (ow - cw + 1), lcg(&mut st) % (oh - ch + 1));
+        let mut img = ramp(w, h, c);
+        img.data.iter_mut().for_each(|v| *v ^= lcg(&mut st) as u8);
+        let filter = [Filter::Bilinear, Filter::Bicubic][lcg(&mut st) % 2];
+        let full = resize::resize_window(&img, (ow, oh), (0, 0, ow, oh), filter, c == 4);
+        let part = resize::resize_window(&img, (ow, oh), (left, top, cw, ch), filter, c == 4);
+        for y in 0..ch {
+            let a = &full.data[((y + top) * ow + left) * c..((y + top) * ow + left + cw) * c];
+            assert_eq!(
+                &part.data[y * cw * c..(y + 1) * cw * c],
+                a,
+                "{w}x{h}x{c} -> {ow}x{oh}, window {left},{top} {cw}x{ch}, {filter:?}"
+            );
+        }
+    }
+}
