@@ -38,7 +38,7 @@ def child_env(impl: str) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["PYTHONWARNINGS"] = "ignore"
-    if impl == "ours" and OURS is not None:
+    if impl != "ref" and OURS is not None:  # ours and its variants (ours_w0_t2, native_1core)
         env["PYTHONPATH"] = str(OURS)
     if impl == "ref":
         if not (REF / "ppwebdataset" / "__init__.py").exists():
