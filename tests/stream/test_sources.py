@@ -141,13 +141,34 @@ def test_failing_select_callback_goes_to_handler(shards):
     assert len(got) == 4 and "cls" not in got[1]
 
 
-def test_stop_early_closes_pipe(shards, monkeypatch):
+def _children():
+    pid = os.getpid()
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found.update(int(c) for c in f.read().split())
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_stop_early_closes_pipe(tmp_path, monkeypatch):
+    # A shard far longer than one read batch: the consumer stops long before its end marker,
+    # so closing must stop the command (still in `sleep`) instead of draining it and waiting.
     monkeypatch.setenv("PPWDS_ALLOW_PIPE", "1")
-    big = " ".join(str(p) for p in shards * 50)
-    it = iter(wds.WebDataset(f"pipe:cat {shards[0]}; sleep 30", shardshuffle=False))
+    big = make_tar(tmp_path / "big.tar", [(f"s{i:06d}.bin", bytes(4096)) for i in range(4000)])
+    before = _children()
+    it = iter(wds.WebDataset(f"pipe:cat {big}; sleep 30", shardshuffle=False))
     next(it)
-    it.close()  # generator close must reap the child without waiting 30 s
-    del big
+    assert _children() - before, "the pipe's command should be running"
+    it.close()
+    assert _children() - before == set(), "closing the generator left the command running"
+
+
+def test_pipe_waits_for_its_command_after_the_end_marker(shards, monkeypatch):
+    # After a complete tar the command's exit status still counts (issue: exit 3 after the data).
+    monkeypatch.setenv("PPWDS_ALLOW_PIPE", "1")
+    with pytest.raises(OSError, match="3"):
+        list(wds.WebDataset(f"pipe:cat {shards[0]}; exit 3", shardshuffle=False))
 
 
 def test_empty_check(tmp_path):
