@@ -16,6 +16,7 @@ __all__ = [
     "ShardIndex",
     "split_key",
     "is_meta",
+    "wids_split",
     "scan_shard",
     "lint_shard",
     "ImageJob",
@@ -148,6 +149,9 @@ def split_key(name: str) -> tuple[str, str] | tuple[None, None]:
 
 def is_meta(name: str) -> bool:
     """True for ``__name__`` files and ``__dir__/...`` trees, which join no sample."""
+
+def wids_split(name: bytes) -> int | None:
+    """The wids split of a UTF-8 name: the key's length in bytes, ``None`` without a dot."""
 
 class _ScanReport(TypedDict):
     compression: str

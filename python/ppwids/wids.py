@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ppwebdataset import _settings
+from ppwebdataset import _core, _settings
 from ppwebdataset._core import ShardIndex, is_meta
 from ppwebdataset.errors import ShardError, ShardIndexError
 from ppwebdataset.gopen import local_path
@@ -75,20 +75,18 @@ def compute_num_samples(fname) -> int:
         index.close()
 
 
-_SPLIT = re.compile(r"^((?:.*/)?.*?)(\..*)$", re.DOTALL)
-
-
 def splitname(fname):
     """``(key, extension)`` the wids way: the key runs to the first dot of the basename,
     the extension keeps its dot (``"a/b.seg.jpg"`` → ``("a/b", ".seg.jpg")``).
 
-    The same split as the shard index (``wids_split`` in the core's ``index.rs``) and, where
-    streaming splits a name at all, streaming's key with a dot before its extension
+    The rule is the core's ``keys::wids_split``, which the shard index uses too; where
+    streaming splits a name at all, it gives streaming's key with a dot before its extension
     (tests/ppwids/test_wids_keys.py checks both on generated names)."""
-    m = _SPLIT.match(fname)
-    if m is None:
+    raw = fname.encode("utf-8", "surrogatepass")
+    k = _core.wids_split(raw)
+    if k is None:
         raise ValueError(f"file name {fname!r} has no extension")
-    return m.group(1), m.group(2)
+    return raw[:k].decode("utf-8", "surrogatepass"), raw[k:].decode("utf-8", "surrogatepass")
 
 
 def group_by_key(names):

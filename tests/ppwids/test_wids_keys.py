@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 
 from hypothesis import HealthCheck, given, settings
@@ -73,3 +74,21 @@ def test_metadata_members_join_no_sample_in_either_view(tmp_path):
     # ordinary member with key "__meta__", as in streaming.
     assert group_by_key(names) == [[1, 3], [4], [6]]
     assert _python_view(names) == _index_view(tmp_path / "m.tar")
+
+
+_WIDS_REGEX = re.compile(r"^((?:.*/)?.*?)(\..*)$", re.DOTALL)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from("ab./é\udcff_"), max_size=12))
+def test_splitname_is_the_wids_regex(name):
+    # The core's rule (keys::wids_split) against the regex wids documents, on names with
+    # dots, slashes, non-ASCII and a lone surrogate (tar names decoded with surrogateescape).
+    m = _WIDS_REGEX.match(name)
+    if m is None:
+        try:
+            splitname(name)
+        except ValueError:
+            return
+        raise AssertionError(f"{name!r} should have no split")
+    assert splitname(name) == (m.group(1), m.group(2))

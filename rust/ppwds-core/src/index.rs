@@ -33,34 +33,9 @@ use std::time::UNIX_EPOCH;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::is_meta;
+pub use crate::keys::wids_split;
 use crate::source::Compression;
 use crate::tar::{Entry, TarReader};
-
-/// Splits a member name into key and extension the way wids does.
-///
-/// wids uses the regex `^((?:.*/)?.*?)(\..*)$`: the key runs up to the first dot of the
-/// basename and the extension keeps that dot. When the basename has no dot, the regex
-/// backtracks into the directories, so `a.b/c` gives key `a` and extension `.b/c`
-/// (webdataset drops such a member). Names without any dot are skipped.
-///
-/// Returns the key length; the extension is the rest of the name, starting with the dot.
-pub fn wids_split(name: &[u8]) -> Option<usize> {
-    // Usual case: a dot in the basename. Here wids and webdataset's `split_key` agree
-    // (a property test checks it); only the fallback below is wids-specific.
-    let base = name.iter().rposition(|&b| b == b'/').map_or(0, |p| p + 1);
-    if let Some(dot) = name[base..].iter().position(|&b| b == b'.') {
-        return Some(base + dot);
-    }
-    // No dot in the basename: the regex backtracks to the longest directory prefix that
-    // still has a dot after it, then takes the first dot after that prefix.
-    let last_dot = name[..base].iter().rposition(|&b| b == b'.')?;
-    let start = name[..last_dot]
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map_or(0, |p| p + 1);
-    let dot = name[start..].iter().position(|&b| b == b'.')?;
-    Some(start + dot)
-}
 
 /// One member of a sample, as stored in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use ppwds_core::index::{wids_split, FileStamp, IndexData, IndexSource, OpenOptions, ShardIndex};
+use ppwds_core::index::{FileStamp, IndexData, IndexSource, OpenOptions, ShardIndex};
 use ppwds_core::keys::split_key;
+use ppwds_core::keys::wids_split;
 use ppwds_core::tar::header::BLOCK;
 use ppwds_core::tar::writer::encode_header;
 use ppwds_core::tar::MemberMeta;

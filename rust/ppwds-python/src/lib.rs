@@ -24,6 +24,13 @@ fn split_key(name: &str) -> (Option<&str>, Option<&str>) {
     }
 }
 
+/// The wids split of a UTF-8 member name: the key's length in bytes (the extension, with
+/// its dot, is the rest), or `None` when the name has no dot to split at.
+#[pyfunction]
+fn wids_split(name: &[u8]) -> Option<usize> {
+    ppwds_core::keys::wids_split(name)
+}
+
 /// True for metadata members (`__name__` files and `__dir__/...` trees) that never join a sample.
 #[pyfunction]
 fn is_meta(name: &str) -> bool {
@@ -54,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::PyShardIndex>()?;
     m.add_function(wrap_pyfunction!(split_key, m)?)?;
     m.add_function(wrap_pyfunction!(is_meta, m)?)?;
+    m.add_function(wrap_pyfunction!(wids_split, m)?)?;
     m.add_function(wrap_pyfunction!(scan::scan_shard, m)?)?;
     m.add_function(wrap_pyfunction!(lint::lint_shard, m)?)?;
     m.add_function(wrap_pyfunction!(image::decode_images, m)?)?;
