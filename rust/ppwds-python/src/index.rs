@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use ppwds_core::index::{IndexSource, Member, OpenOptions, ShardIndex};
 use pyo3::exceptions::{PyIndexError, PyValueError};
@@ -308,21 +308,54 @@ struct Filled {
     dicts: Vec<Py<PyDict>>,
 }
 
-/// An open shard with its fast table and the table's extensions as Python strings.
-struct Opened {
-    index: ShardIndex,
-    fast: FastTable,
+/// The fast table of a shard and the table's extensions as Python strings.
+struct FastParts {
+    table: FastTable,
     ext_strs: Vec<Py<PyString>>,
     /// By schema id.
     templates: Vec<Templates>,
+}
+
+/// An open shard. The fast table is built on the first `dataset_sample`: opening for
+/// counts and spans only (exact epochs, `widsindex`) must not pay for it.
+struct Opened {
+    index: ShardIndex,
+    fast: OnceLock<FastParts>,
     filled: Mutex<Filled>,
 }
 
 impl Opened {
+    fn fast_parts(&self, py: Python<'_>) -> PyResult<&FastParts> {
+        if let Some(parts) = self.fast.get() {
+            return Ok(parts);
+        }
+        let index = &self.index;
+        let table = crate::errors::release(py, || Ok(FastTable::build(index)))
+            .map_err(|e| crate::errors::internal("ShardIndex", e))?;
+        let ext_strs = table
+            .exts
+            .iter()
+            .map(|e| decode_name(py, e).map(Bound::unbind))
+            .collect::<PyResult<Vec<_>>>()?;
+        let templates = table
+            .schemas
+            .iter()
+            .map(|schema| Templates::build(py, schema, &ext_strs))
+            .collect::<PyResult<_>>()?;
+        // Another thread may have won the race: either table is the same.
+        let _ = self.fast.set(FastParts {
+            table,
+            ext_strs,
+            templates,
+        });
+        Ok(self.fast.get().expect("set above"))
+    }
+
     /// A copy of the dataset template of `schema` with `__dataset__` and `__shard__` set.
     fn filled_copy<'py>(
         &self,
         py: Python<'py>,
+        parts: &FastParts,
         schema: usize,
         x: &Extras<'py>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
@@ -341,8 +374,8 @@ impl Opened {
             return Ok(Some(d.bind(py).copy()?));
         }
         let [dataset, _, shard, _] = dataset_keys(py);
-        let mut dicts = Vec::with_capacity(self.templates.len());
-        for t in &self.templates {
+        let mut dicts = Vec::with_capacity(parts.templates.len());
+        for t in &parts.templates {
             let d = t.dataset.bind(py).copy()?;
             d.set_item(dataset, &x.dataset)?;
             d.set_item(shard, &x.shard_url)?;
@@ -449,8 +482,12 @@ impl PyShardIndex {
         views: bool,
         extras: Option<Extras<'py>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if let Some(rec) = shard.fast.get(j) {
-            if let Some(d) = self.fast_sample(py, shard, rec, j, views, extras.as_ref())? {
+        let parts = match extras {
+            Some(_) => Some(shard.fast_parts(py)?),
+            None => shard.fast.get(),
+        };
+        if let Some(parts) = parts {
+            if let Some(d) = self.fast_sample(py, shard, parts, j, views, extras.as_ref())? {
                 return Ok(d);
             }
         }
@@ -461,18 +498,21 @@ impl PyShardIndex {
         Ok(d)
     }
 
-    /// A sample with a fast record: one positioned read of its span into the scratch
+    /// A sample with a fast record (`None` without one): one positioned read of its span into the scratch
     /// buffer. `None` when the read came up short or failed: the general path then reads
     /// again and raises the exact error (`TruncatedShardError` naming the lost member).
     fn fast_sample<'py>(
         &self,
         py: Python<'py>,
         shard: &Opened,
-        rec: FastRec<'_>,
+        parts: &FastParts,
         j: usize,
         views: bool,
         extras: Option<&Extras<'py>>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(rec) = parts.table.get(j) else {
+            return Ok(None);
+        };
         with_span(|buf| -> PyResult<Option<Bound<'py, PyDict>>> {
             let span = rec.span();
             buf.resize(span, 0);
@@ -480,19 +520,19 @@ impl PyShardIndex {
                 Ok(got) if got == span => {}
                 _ => return Ok(None),
             }
-            let schema = rec.schema().filter(|&id| id < shard.templates.len());
+            let schema = rec.schema().filter(|&id| id < parts.templates.len());
             let (d, filled) = match (schema, extras) {
-                (Some(id), Some(x)) => match shard.filled_copy(py, id, x)? {
+                (Some(id), Some(x)) => match shard.filled_copy(py, parts, id, x)? {
                     Some(d) => (d, true),
-                    None => (shard.templates[id].dataset.bind(py).copy()?, false),
+                    None => (parts.templates[id].dataset.bind(py).copy()?, false),
                 },
-                (Some(id), None) => (shard.templates[id].plain.bind(py).copy()?, false),
+                (Some(id), None) => (parts.templates[id].plain.bind(py).copy()?, false),
                 (None, _) => (PyDict::new(py), false),
             };
             for k in 0..rec.nmembers() {
                 let (at, size, id) = rec.member(k);
                 let data = PyBytes::new(py, &buf[at..at + size]);
-                let ext = shard.ext_strs[id].bind(py);
+                let ext = parts.ext_strs[id].bind(py);
                 if views {
                     // SAFETY: `data` is a live bytes object, which supports the buffer protocol.
                     let mv = unsafe {
@@ -612,27 +652,10 @@ impl PyShardIndex {
             path: Some(&path),
             ..ShardContext::new(&url)
         };
-        let (index, fast) = crate::errors::detach(py, &ctx, move || {
-            ShardIndex::open(&p, &opts).map(|index| {
-                let fast = FastTable::build(&index);
-                (index, fast)
-            })
-        })?;
-        let ext_strs = fast
-            .exts
-            .iter()
-            .map(|e| decode_name(py, e).map(Bound::unbind))
-            .collect::<PyResult<Vec<_>>>()?;
-        let templates = fast
-            .schemas
-            .iter()
-            .map(|schema| Templates::build(py, schema, &ext_strs))
-            .collect::<PyResult<_>>()?;
+        let index = crate::errors::detach(py, &ctx, move || ShardIndex::open(&p, &opts))?;
         let shard = Opened {
             index,
-            fast,
-            ext_strs,
-            templates,
+            fast: OnceLock::new(),
             filled: Mutex::default(),
         };
         Ok(PyShardIndex {
