@@ -16,12 +16,21 @@ HERE = Path(__file__).parent
 K = 5
 
 
+# Paddle's own start-up sometimes aborts a rank under load, right after it joins the TCP
+# store and before any of our code runs (seen once in CI: std::terminate, exit -6).
+_PADDLE_STARTUP_ABORT = "terminate called without an active exception"
+
+
 def launch(tmp_path, out, mode, urls):
-    log = tmp_path / f"log-{mode}"
-    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--devices", ""]
-    cmd += ["--log_dir", str(log), str(HERE / "dist_exact_worker.py"), str(out), mode, str(K), *urls]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
-    logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in log.glob("*"))
+    for attempt in range(2):
+        log = tmp_path / f"log-{mode}-{attempt}"
+        cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--devices", ""]
+        cmd += ["--log_dir", str(log), str(HERE / "dist_exact_worker.py"), str(out), mode, str(K), *urls]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
+        logs = "\n".join(p.read_text(errors="replace")[-3000:] for p in log.glob("*"))
+        started = any((out / f"{mode}{r}.json").exists() for r in range(2))
+        if proc.returncode == 0 or started or _PADDLE_STARTUP_ABORT not in logs:
+            break
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
     return [json.loads((out / f"{mode}{r}.json").read_text()) for r in range(2)]
 
